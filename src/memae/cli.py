@@ -1,0 +1,204 @@
+"""The ``memae`` command: demo, train, score, info.
+
+Every detector parameter is a flag (``--memory-size 100``); ``--config`` reads them from
+YAML first. Errors print one line ``memae: error: ...`` and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from memae.checkpoint import CheckpointError, atomic_write, read_metadata
+
+Handler = Callable[[argparse.Namespace], int]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def _detector_params() -> dict[str, Any]:
+    from memae.detector import MemAEDetector
+
+    return {
+        name: p.default
+        for name, p in inspect.signature(MemAEDetector.__init__).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def _scalar(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("detector parameters (override --config)")
+    for name, default in _detector_params().items():
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"param_{name}",
+            type=_scalar,
+            default=None,
+            metavar=type(default).__name__.upper() if default is not None else "VALUE",
+            help=f"default: {default!r}",
+        )
+
+
+def detector_params_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Detector parameters from ``--config`` YAML, overridden by explicit flags."""
+    known = _detector_params()
+    params: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        if not path.is_file():
+            raise FileNotFoundError(f"no config file at {path}")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(
+                f"{path} must be a YAML mapping of detector parameters, got {type(loaded).__name__}"
+            )
+        unknown = sorted(set(loaded) - set(known))
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {unknown}; known keys: {sorted(known)}")
+        params.update(loaded)
+    for name in known:
+        value = getattr(args, f"param_{name}", None)
+        if value is not None:
+            params[name] = value
+    return params
+
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    def wrap(fn: Handler) -> Handler:
+        _HANDLERS[name] = fn
+        return fn
+
+    return wrap
+
+
+@command("demo")
+def _demo(args: argparse.Namespace) -> int:
+    from memae.demo import DemoConfig, run_demo
+
+    config = DemoConfig(**({"epochs": args.epochs} if args.epochs else {}))
+    run_demo(args.out, config)
+    return 0
+
+
+@command("train")
+def _train(args: argparse.Namespace) -> int:
+    from memae.detector import MemAEDetector
+    from memae.io import load_array
+
+    params = detector_params_from(args)
+    params.setdefault("verbose", True)
+    X = load_array(args.data, args.key)
+    X_val = load_array(args.val_data, args.key) if args.val_data else None
+    detector = MemAEDetector(**params).fit(X, X_val=X_val)
+    path = detector.save(args.out)
+    cfg = detector.model_config_
+    print(
+        f"trained {cfg.variant} ({cfg.backbone}) on {len(X)} samples; "
+        f"final loss {detector.history_.train_loss[-1]:.5g}; "
+        f"threshold {detector.threshold_:.5g}; saved {path}"
+    )
+    return 0
+
+
+@command("score")
+def _score(args: argparse.Namespace) -> int:
+    from memae.detector import MemAEDetector
+    from memae.io import load_array
+
+    detector = MemAEDetector.load(args.checkpoint, device=args.device)
+    scores = detector.decision_function(load_array(args.data, args.key))
+    labels = (scores > detector.threshold_).astype(int)
+    lines = [
+        "index,score,label",
+        *(f"{i},{s:.8g},{lab}" for i, (s, lab) in enumerate(zip(scores, labels, strict=True))),
+    ]
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        atomic_write(args.out, lambda p: Path(p).write_text(text))
+        print(f"scored {len(scores)} samples, {int(labels.sum())} flagged anomalous; wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+@command("info")
+def _info(args: argparse.Namespace) -> int:
+    if args.checkpoint:
+        print(json.dumps(read_metadata(args.checkpoint), indent=2))
+        return 0
+    import torch
+
+    from memae import VARIANTS, __version__, list_backbones
+    from memae.training import resolve_device
+
+    print(f"memae {__version__}, torch {torch.__version__}, default device {resolve_device('auto')}")
+    print("variants:  " + ", ".join(f"{k} ({v.title})" for k, v in VARIANTS.items()))
+    print("backbones:")
+    for name, text in list_backbones().items():
+        print(f"  {name:<12} {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from memae import __version__
+
+    parser = argparse.ArgumentParser(prog="memae", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"memae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="train AE and MemAE on bundled 8x8 digits and write a report")
+    demo.add_argument("--out", default="demo-report", help="report folder (default: demo-report)")
+    demo.add_argument("--epochs", type=int, default=None, help="epochs per model")
+
+    train = sub.add_parser("train", help="train a detector on an array file and save a checkpoint")
+    train.add_argument("--data", required=True, help="training data: .npy, .npz or .csv")
+    train.add_argument("--val-data", help="held-out normal data for validation (same format)")
+    train.add_argument("--key", help="array name inside an .npz file")
+    train.add_argument("--config", help="YAML file of detector parameters")
+    train.add_argument("--out", required=True, help="checkpoint to write (e.g. model.memae)")
+    _add_detector_flags(train)
+
+    score = sub.add_parser("score", help="score an array file with a trained checkpoint")
+    score.add_argument("checkpoint")
+    score.add_argument("--data", required=True, help=".npy, .npz or .csv")
+    score.add_argument("--key", help="array name inside an .npz file")
+    score.add_argument("--out", help="CSV to write (default: standard output)")
+    score.add_argument("--device", default="cpu")
+
+    info = sub.add_parser("info", help="show versions, variants and backbones, or a checkpoint's metadata")
+    info.add_argument("checkpoint", nargs="?")
+    for extend in _EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+#: Modules that add sub-commands: each is called with the sub-parsers object.
+_EXTENSIONS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _HANDLERS[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError, CheckpointError, KeyError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"memae: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("memae: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

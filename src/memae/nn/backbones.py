@@ -1,0 +1,249 @@
+"""Encoder/decoder pairs, looked up by name in a registry.
+
+Each builder takes the input shape of one sample (without the batch dimension) and a width
+multiplier, and returns a :class:`Backbone`. Conv nets compute their paddings and output
+paddings from the input shape so that the decoder returns exactly the input's shape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Literal
+
+from torch import nn
+
+Addressing = Literal["global", "location"]
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """An encoder, its mirror decoder, and the defaults the paper pairs with them."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+    latent_shape: Shape
+    addressing: Addressing
+    memory_size: int
+
+
+BackboneBuilder = Callable[[Shape, float], Backbone]
+_REGISTRY: dict[str, BackboneBuilder] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_backbone(name: str, description: str) -> Callable[[BackboneBuilder], BackboneBuilder]:
+    """Register a builder ``(input_shape, width) -> Backbone`` under ``name``."""
+
+    def wrap(builder: BackboneBuilder) -> BackboneBuilder:
+        if name in _REGISTRY:
+            raise ValueError(f"backbone {name!r} is already registered")
+        _REGISTRY[name] = builder
+        _DESCRIPTIONS[name] = description
+        return builder
+
+    return wrap
+
+
+def list_backbones() -> dict[str, str]:
+    """Registered backbone names with a one-line description each."""
+    return dict(sorted(_DESCRIPTIONS.items()))
+
+
+def build_backbone(name: str, input_shape: Sequence[int], width: float = 1.0) -> Backbone:
+    """Build the backbone ``name`` for samples of ``input_shape``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown backbone {name!r}; known backbones: {', '.join(sorted(_REGISTRY))}")
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    return _REGISTRY[name](tuple(int(s) for s in input_shape), float(width))
+
+
+def auto_backbone(input_shape: Sequence[int]) -> str:
+    """The backbone ``"auto"`` stands for: the paper's net where the shape is a paper dataset's."""
+    shape = tuple(input_shape)
+    if shape == (1, 28, 28):
+        return "mnist"
+    if shape == (3, 32, 32):
+        return "cifar10"
+    if len(shape) == 1:
+        return "mlp"
+    if len(shape) in (3, 4):
+        return "conv"
+    raise ValueError(f"expected samples of shape (features,), (C, H, W) or (C, T, H, W), got {shape}")
+
+
+# --- building blocks -------------------------------------------------------------------
+
+
+def _tuple(value: int | Sequence[int], dims: int) -> tuple[int, ...]:
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv_autoencoder(
+    input_shape: Shape,
+    channels: Sequence[int],
+    strides: Sequence[int | Sequence[int]],
+    activation: Callable[[], nn.Module],
+    kernel: int = 3,
+) -> tuple[nn.Sequential, nn.Sequential, Shape]:
+    """A conv encoder and its mirror transposed-conv decoder, 2-D or 3-D by the input rank.
+
+    Every encoder layer is conv + batch norm + activation; every decoder layer but the last
+    is transposed conv + batch norm + activation, the last is a bare transposed conv.
+    Output paddings are solved so the decoder restores each intermediate size exactly.
+    """
+    dims = len(input_shape) - 1
+    if dims not in (2, 3):
+        raise ValueError(f"conv backbones take (C, H, W) or (C, T, H, W) samples, got {input_shape}")
+    conv, deconv, norm = (
+        (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d)
+        if dims == 2
+        else (nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d)
+    )
+    pad = kernel // 2
+    sizes = [tuple(input_shape[1:])]
+    strides_t = [_tuple(s, dims) for s in strides]
+    for stride in strides_t:
+        size = tuple(_conv_out(n, kernel, s, pad) for n, s in zip(sizes[-1], stride, strict=True))
+        if min(size) < 1:
+            raise ValueError(f"input of shape {input_shape} is too small for strides {list(strides)}")
+        sizes.append(size)
+
+    in_channels = [input_shape[0], *channels[:-1]]
+    encoder: list[nn.Module] = []
+    for c_in, c_out, stride in zip(in_channels, channels, strides_t, strict=True):
+        encoder += [conv(c_in, c_out, kernel, stride, pad), norm(c_out), activation()]
+
+    decoder: list[nn.Module] = []
+    layers = list(zip(in_channels, channels, strides_t, strict=True))
+    for depth in reversed(range(len(layers))):
+        c_out, c_in, stride = layers[depth]
+        src, dst = sizes[depth + 1], sizes[depth]
+        out_pad = tuple(
+            t - ((n - 1) * s - 2 * pad + kernel) for n, t, s in zip(src, dst, stride, strict=True)
+        )
+        if any(not 0 <= p < max(s, 1) for p, s in zip(out_pad, stride, strict=True)):
+            raise ValueError(f"cannot mirror strides {list(strides)} for input shape {input_shape}")
+        decoder.append(deconv(c_in, c_out, kernel, stride, pad, output_padding=out_pad))
+        if depth > 0:
+            decoder += [norm(c_out), activation()]
+    latent = (channels[-1], *sizes[-1])
+    return nn.Sequential(*encoder), nn.Sequential(*decoder), latent
+
+
+def mlp_autoencoder(
+    n_features: int, hidden: Sequence[int], activation: Callable[[], nn.Module]
+) -> tuple[nn.Sequential, nn.Sequential]:
+    """Fully connected encoder ``d -> hidden...`` (no activation on the code) and its mirror."""
+    sizes = [n_features, *hidden]
+    encoder: list[nn.Module] = []
+    for i, (a, b) in enumerate(pairwise(sizes)):
+        encoder.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            encoder.append(activation())
+    back = sizes[::-1]
+    decoder: list[nn.Module] = []
+    for i, (a, b) in enumerate(pairwise(back)):
+        decoder.append(nn.Linear(a, b))
+        if i < len(back) - 2:
+            decoder.append(activation())
+    return nn.Sequential(*encoder), nn.Sequential(*decoder)
+
+
+def _scaled(channels: Sequence[int], width: float) -> list[int]:
+    return [max(1, round(c * width)) for c in channels]
+
+
+def _leaky() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+def _features(input_shape: Shape, name: str) -> int:
+    if len(input_shape) != 1:
+        raise ValueError(f"backbone {name!r} takes (features,) samples, got shape {input_shape}")
+    return input_shape[0]
+
+
+# --- the registered backbones ------------------------------------------------------------
+
+
+@register_backbone("mnist", "paper's MNIST net: Conv2(3,2,32)-Conv2(3,2,16)-Conv2(3,3,8), N=100, global")
+def _mnist(input_shape: Shape, width: float) -> Backbone:
+    enc, dec, latent = conv_autoencoder(input_shape, _scaled([32, 16, 8], width), [2, 2, 3], nn.ReLU)
+    return Backbone(enc, dec, latent, "global", 100)
+
+
+@register_backbone("cifar10", "CIFAR-10 net: Conv2(3,2,64)-Conv2(3,2,128)-Conv2(3,2,256), N=500, global")
+def _cifar10(input_shape: Shape, width: float) -> Backbone:
+    enc, dec, latent = conv_autoencoder(input_shape, _scaled([64, 128, 256], width), [2, 2, 2], nn.ReLU)
+    return Backbone(enc, dec, latent, "global", 500)
+
+
+@register_backbone("kddcup", "KDDCUP99 FC net: d-60-30-10-3 (tanh) and mirror, N=50, global")
+def _kddcup(input_shape: Shape, width: float) -> Backbone:
+    hidden = [*_scaled([60, 30, 10], width), 3]
+    enc, dec = mlp_autoencoder(_features(input_shape, "kddcup"), hidden, nn.Tanh)
+    return Backbone(enc, dec, (3,), "global", 50)
+
+
+_VIDEO_STRIDES = [(1, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2)]
+
+
+@register_backbone("video", "authors' 3-D video net: Conv3 96-128-256-256, N=2000, per location")
+def _video(input_shape: Shape, width: float) -> Backbone:
+    enc, dec, latent = conv_autoencoder(
+        input_shape, _scaled([96, 128, 256, 256], width), _VIDEO_STRIDES, _leaky
+    )
+    return Backbone(enc, dec, latent, "location", 2000)
+
+
+@register_backbone("video-small", "the video net at a quarter width for CPU work, N=2000, per location")
+def _video_small(input_shape: Shape, width: float) -> Backbone:
+    return _video(input_shape, width * 0.25)
+
+
+@register_backbone("mlp", "generic fully connected net sized from the feature count, N=100, global")
+def _mlp(input_shape: Shape, width: float) -> Backbone:
+    d = _features(input_shape, "mlp")
+    code = min(16, max(2, d // 4))
+    hidden = [*_scaled([64, 32], width), code]
+    enc, dec = mlp_autoencoder(d, hidden, nn.ReLU)
+    return Backbone(enc, dec, (code,), "global", 100)
+
+
+@register_backbone("conv", "generic 2-D/3-D conv net sized from the input shape, N=100, global")
+def _conv(input_shape: Shape, width: float) -> Backbone:
+    if len(input_shape) not in (3, 4):
+        raise ValueError(f"backbone 'conv' takes (C, H, W) or (C, T, H, W) samples, got {input_shape}")
+    smallest = min(input_shape[1:])
+    depth = min(3, max(1, int(math.log2(max(smallest, 1))) - 1))
+    enc, dec, latent = conv_autoencoder(
+        input_shape, _scaled([32, 64, 128][:depth], width), [2] * depth, nn.ReLU
+    )
+    return Backbone(enc, dec, latent, "global", 100)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+__all__ = [
+    "Addressing",
+    "Backbone",
+    "auto_backbone",
+    "build_backbone",
+    "conv_autoencoder",
+    "count_parameters",
+    "list_backbones",
+    "mlp_autoencoder",
+    "register_backbone",
+]

@@ -1,0 +1,152 @@
+"""The training loop and batched scoring. Models come from :mod:`memae.nn`; data stands beside."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from memae.config import ModelConfig, TrainConfig
+from memae.nn.loss import memae_loss, reconstruction_error
+from memae.nn.model import MemAE
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else goes to torch."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}") from err
+
+
+@dataclass
+class History:
+    """Per-epoch means of the objective's terms on the training (and validation) data."""
+
+    train_loss: list[float] = field(default_factory=list)
+    reconstruction: list[float] = field(default_factory=list)
+    entropy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+
+
+def _inputs(batch: torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+    return batch[0] if isinstance(batch, tuple | list) else batch
+
+
+def make_optimizer(
+    model: MemAE, train: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """Adam and the schedule named by ``train.schedule``."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    if train.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=train.epochs)
+    elif train.schedule == "step":
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, train.epochs // 3), gamma=0.1)
+    return optimizer, scheduler
+
+
+def fit_model(
+    model: MemAE,
+    model_config: ModelConfig,
+    train: TrainConfig,
+    data: Dataset,
+    validation: Dataset | None = None,
+    on_epoch: Callable[[int, History], None] | None = None,
+) -> History:
+    """Train ``model`` in place with Adam on ``data`` (a dataset of inputs, or of tuples whose
+    first item is the input); shuffling is seeded by ``train.seed``."""
+    device = resolve_device(train.device)
+    model.to(device)
+    generator = torch.Generator().manual_seed(train.seed)
+    loader = DataLoader(
+        data, batch_size=train.batch_size, shuffle=True, generator=generator, num_workers=train.num_workers
+    )
+    optimizer, scheduler = make_optimizer(model, train)
+    history = History()
+    epochs = range(train.epochs)
+    if train.progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc="training", unit="epoch")
+    for epoch in epochs:
+        model.train()
+        sums = torch.zeros(3, dtype=torch.float64)
+        count = 0
+        for batch in loader:
+            x = _inputs(batch).to(device, non_blocking=True)
+            terms = memae_loss(x, model(x), model_config)
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            n = x.shape[0]
+            sums += (
+                torch.stack(
+                    [terms.total.detach(), terms.reconstruction.detach(), terms.entropy.detach()]
+                ).cpu()
+                * n
+            )
+            count += n
+        if scheduler is not None:
+            scheduler.step()
+        means = (sums / max(count, 1)).tolist()
+        history.train_loss.append(means[0])
+        history.reconstruction.append(means[1])
+        history.entropy.append(means[2])
+        if validation is not None and len(validation) > 0:  # type: ignore[arg-type]
+            history.val_loss.append(evaluate_loss(model, model_config, validation, train.batch_size, device))
+        if train.progress:
+            postfix = {"loss": f"{means[0]:.4g}"}
+            if history.val_loss:
+                postfix["val"] = f"{history.val_loss[-1]:.4g}"
+            epochs.set_postfix(postfix)  # type: ignore[attr-defined]
+        if on_epoch is not None:
+            on_epoch(epoch, history)
+    return history
+
+
+def _ordered(data: Dataset, batch_size: int) -> DataLoader:
+    # An own generator keeps the loader from drawing its base seed from the global RNG.
+    return DataLoader(data, batch_size=batch_size, generator=torch.Generator())
+
+
+@torch.inference_mode()
+def evaluate_loss(
+    model: MemAE, model_config: ModelConfig, data: Dataset, batch_size: int, device: torch.device
+) -> float:
+    """Mean objective over ``data`` in eval mode."""
+    model.eval()
+    total, count = 0.0, 0
+    for batch in _ordered(data, batch_size):
+        x = _inputs(batch).to(device)
+        total += float(memae_loss(x, model(x), model_config).total) * x.shape[0]
+        count += x.shape[0]
+    return total / max(count, 1)
+
+
+@torch.inference_mode()
+def score(
+    model: MemAE,
+    data: torch.Tensor | Dataset,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    reduction: str = "mse",
+) -> np.ndarray:
+    """Per-sample reconstruction errors (higher = more anomalous) in eval mode."""
+    model.eval()
+    device = torch.device(device)
+    dataset = TensorDataset(data) if isinstance(data, torch.Tensor) else data
+    out = [
+        reconstruction_error(x := _inputs(batch).to(device), model(x).output, reduction).cpu()
+        for batch in _ordered(dataset, batch_size)
+    ]
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)

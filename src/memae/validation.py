@@ -1,0 +1,55 @@
+"""Input checks shared by the detector, the CLI and the data loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+_RANK_NAMES = {2: "(N, features)", 4: "(N, C, H, W)", 5: "(N, C, T, H, W)"}
+
+
+def as_float_array(X: Any, name: str = "X") -> np.ndarray:
+    """``X`` (numpy array, torch tensor or nested sequence) as a finite float32 array.
+
+    Raises ``TypeError`` for non-numeric input and ``ValueError`` for an empty array, a rank
+    other than 2, 4 or 5, or NaN/inf values.
+    """
+    if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor, without importing torch
+        X = X.detach().cpu().numpy()
+    try:
+        array = np.asarray(X)
+    except ValueError as err:
+        raise ValueError(f"{name} must be a rectangular array, got ragged input: {err}") from err
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
+    if np.iscomplexobj(array):
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim not in _RANK_NAMES:
+        raise ValueError(
+            f"{name} must be 2-D {_RANK_NAMES[2]}, 4-D {_RANK_NAMES[4]} or 5-D {_RANK_NAMES[5]}, "
+            f"got {array.ndim}-D shape {array.shape}"
+        )
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty: got shape {array.shape}, expected at least one sample")
+    if 0 in array.shape[1:]:
+        raise ValueError(f"{name} has a zero-sized sample dimension: shape {array.shape}")
+    array = array.astype(np.float32, copy=False)
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(array.size - finite.sum())
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); expected finite numbers")
+    return array
+
+
+def check_sample_shape(array: np.ndarray, expected: Sequence[int], name: str = "X") -> None:
+    """Raise if the samples of ``array`` are not of the shape the model was fitted on."""
+    expected = tuple(expected)
+    if tuple(array.shape[1:]) != expected:
+        if len(expected) == 1 and array.ndim == 2:
+            raise ValueError(
+                f"{name} has {array.shape[1]} features, "
+                f"but the detector was fitted with {expected[0]} features"
+            )
+        raise ValueError(f"expected {name} of shape (N, {', '.join(map(str, expected))}), got {array.shape}")
