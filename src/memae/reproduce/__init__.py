@@ -1,0 +1,1 @@
+"""Reproducing the paper: the benchmark grids, their records and the generated tables."""

@@ -1,0 +1,136 @@
+"""One JSON record per run, so a long grid can be resumed, and the summaries built from them.
+
+A record is written atomically to
+``<results>/runs/<table>/<dataset>/<method>/<run>.json`` where ``<run>`` is
+``class<k>-seed<s>`` (one-class image tasks) or ``seed<s>``. A run whose record exists
+is skipped by the runners.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memae.checkpoint import atomic_write
+from memae.provenance import provenance
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What identifies one run of a table's grid."""
+
+    table: str
+    dataset: str
+    method: str
+    seed: int
+    normal_class: int | None = None
+
+    def path(self, results_dir: str | Path) -> Path:
+        run = f"seed{self.seed}" if self.normal_class is None else f"class{self.normal_class}-seed{self.seed}"
+        return Path(results_dir) / "runs" / self.table / self.dataset / _slug(self.method) / f"{run}.json"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_")
+
+
+def record_exists(results_dir: str | Path, key: RunKey) -> bool:
+    return key.path(results_dir).is_file()
+
+
+def write_record(
+    results_dir: str | Path,
+    key: RunKey,
+    metrics: dict[str, float],
+    config: dict[str, Any],
+    wall_seconds: float,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the record of a finished run (metrics, config, seed, commit, machine, time)."""
+    for name, value in metrics.items():
+        if not math.isfinite(value):
+            raise ValueError(f"metric {name!r} of {key} is not finite: {value}")
+    record = {
+        "table": key.table,
+        "dataset": key.dataset,
+        "method": key.method,
+        "normal_class": key.normal_class,
+        "seed": key.seed,
+        "metrics": metrics,
+        "config": config,
+        "wall_seconds": round(wall_seconds, 2),
+        **(extra or {}),
+        **provenance(),
+    }
+    text = json.dumps(record, indent=2, sort_keys=False, default=str)
+    return atomic_write(key.path(results_dir), lambda p: Path(p).write_text(text))
+
+
+def load_records(results_dir: str | Path, table: str) -> list[dict[str, Any]]:
+    """Every record of ``table`` under ``results_dir``."""
+    root = Path(results_dir) / "runs" / table
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("*.json"))] if root.is_dir() else []
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=0)), "n_runs": len(values)}
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{dataset: {method: stats}}`` of a table's records.
+
+    For one-class tasks a seed's value is its mean over classes (only seeds with every
+    class of the grid count), and the stats are taken over seeds; ``n_runs`` counts the
+    runs behind them. Tables with one metric get ``{"mean", "std", "n_runs"}`` per method;
+    tables with several get one such entry per metric name.
+    """
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for rec in records:
+        grouped[(rec["dataset"], rec["method"])].append(rec)
+    summary: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (dataset, method), runs in sorted(grouped.items()):
+        metric_names = sorted({m for r in runs for m in r["metrics"]})
+        entry: dict[str, Any] = {}
+        for metric in metric_names:
+            values, n_runs = _values(runs, metric)
+            if values:
+                entry[metric] = {**_stats(values), "n_runs": n_runs}
+        if len(metric_names) == 1 and metric_names[0] in entry:
+            entry = entry[metric_names[0]]
+        summary[dataset][method] = entry
+    return dict(summary)
+
+
+def _values(runs: list[dict[str, Any]], metric: str) -> tuple[list[float], int]:
+    with_metric = [r for r in runs if metric in r["metrics"]]
+    if all(r["normal_class"] is None for r in with_metric):
+        return [float(r["metrics"][metric]) for r in with_metric], len(with_metric)
+    classes = sorted({r["normal_class"] for r in with_metric})
+    by_seed: dict[int, dict[int, float]] = defaultdict(dict)
+    for r in with_metric:
+        by_seed[r["seed"]][r["normal_class"]] = float(r["metrics"][metric])
+    complete = [seed for seed, per in by_seed.items() if len(per) == len(classes)]
+    values = [float(np.mean(list(by_seed[s].values()))) for s in sorted(complete)]
+    return values, len(complete) * len(classes)
+
+
+def per_class(records: list[dict[str, Any]], metric: str = "auc") -> dict[str, dict[str, dict[int, float]]]:
+    """``{dataset: {method: {class: mean over seeds}}}`` for one-class tables."""
+    acc: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for r in records:
+        if r["normal_class"] is not None and metric in r["metrics"]:
+            acc[r["dataset"]][r["method"]][r["normal_class"]].append(float(r["metrics"][metric]))
+    return {
+        d: {m: {c: float(np.mean(v)) for c, v in sorted(cls.items())} for m, cls in methods.items()}
+        for d, methods in acc.items()
+    }

@@ -1,0 +1,161 @@
+"""The paper's tables: their runners, the paper's numbers and the generated documents.
+
+Each table registers a :class:`TableSpec`; ``memae reproduce <table>`` runs its grid and
+then regenerates ``results/<table>.json`` and ``docs/RESULTS.md`` from every record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memae.checkpoint import atomic_write
+from memae.reproduce.records import load_records, per_class, summarise
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a user picks on the command line; ``None`` means the table's default."""
+
+    results_dir: Path
+    data_dir: Path | None = None
+    datasets: Sequence[str] | None = None
+    methods: Sequence[str] | None = None
+    classes: Sequence[int] | None = None
+    seeds: Sequence[int] | None = None
+    epochs: int | None = None
+    progress: bool = True
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One of the paper's tables."""
+
+    name: str
+    title: str
+    metrics: tuple[str, ...]
+    #: {dataset: {method: value}} for one metric, {dataset: {method: {metric: value}}} for several
+    paper: dict[str, dict[str, Any]]
+    run: Callable[[RunOptions], None]
+    notes: str = ""
+    #: extra markdown (figures, sweeps) appended to the table's section, built from the results dir
+    extra: Callable[[Path], str] | None = None
+
+
+TABLES: dict[str, TableSpec] = {}
+
+
+def register_table(spec: TableSpec) -> TableSpec:
+    TABLES[spec.name] = spec
+    return spec
+
+
+def get_table(name: str) -> TableSpec:
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}")
+    return TABLES[name]
+
+
+def write_summary(results_dir: Path, spec: TableSpec) -> dict[str, Any]:
+    """Regenerate ``<results_dir>/<table>.json`` from the table's records."""
+    summary = summarise(load_records(results_dir, spec.name))
+    text = json.dumps(summary, indent=2, sort_keys=True)
+    atomic_write(results_dir / f"{spec.name}.json", lambda p: Path(p).write_text(text + "\n"))
+    return summary
+
+
+def _fmt(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "–"
+    return f"{stats['mean']:.4f} ± {stats['std']:.4f} (n={stats['n_runs']})"
+
+
+def _paper(value: Any) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def render_table(results_dir: Path, spec: TableSpec) -> str:
+    """The markdown section of one table: ours beside the paper's, then per-class AUCs."""
+    records = load_records(results_dir, spec.name)
+    summary = summarise(records)
+    lines = [f"## {spec.title}", ""]
+    if spec.notes:
+        lines += [spec.notes, ""]
+    if not records:
+        return "\n".join([*lines, "No runs recorded yet.", ""])
+    datasets = sorted(set(summary) | set(spec.paper))
+    if len(spec.metrics) == 1:
+        lines += ["| method | " + " | ".join(f"{d} (ours) | {d} (paper)" for d in datasets) + " |"]
+        lines += ["|---|" + "---|---|" * len(datasets)]
+        methods = _methods(spec, summary)
+        for method in methods:
+            cells = [
+                f"{_fmt(summary.get(d, {}).get(method))} | {_paper(spec.paper.get(d, {}).get(method))}"
+                for d in datasets
+            ]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    else:
+        for d in datasets:
+            lines += [f"**{d}**", ""]
+            lines += ["| method | " + " | ".join(f"{m} (ours) | {m} (paper)" for m in spec.metrics) + " |"]
+            lines += ["|---|" + "---|---|" * len(spec.metrics)]
+            for method in _methods(spec, summary, d):
+                ours = summary.get(d, {}).get(method, {})
+                paper = spec.paper.get(d, {}).get(method, {})
+                cells = [f"{_fmt(ours.get(m))} | {_paper(paper.get(m))}" for m in spec.metrics]
+                lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            lines.append("")
+    classes = per_class(records, spec.metrics[0])
+    for dataset, methods in sorted(classes.items()):
+        all_classes = sorted({c for per in methods.values() for c in per})
+        lines += ["", f"Per-class {spec.metrics[0].upper()} on {dataset} (mean over seeds):", ""]
+        lines += ["| method | " + " | ".join(map(str, all_classes)) + " |"]
+        lines += ["|---|" + "---|" * len(all_classes)]
+        for method in _methods(spec, {dataset: methods}, dataset):
+            per = methods.get(method, {})
+            lines.append(
+                f"| {method} | "
+                + " | ".join(f"{per[c]:.4f}" if c in per else "–" for c in all_classes)
+                + " |"
+            )
+    seconds = sum(r.get("wall_seconds", 0.0) for r in records)
+    commits = sorted({str(r.get("commit")) for r in records})
+    lines += [
+        "",
+        f"{len(records)} runs, {seconds / 3600:.2f} h of wall time in total "
+        f"(records under `results/runs/{spec.name}/`, commits {', '.join(c[:12] for c in commits)}).",
+        "",
+    ]
+    if spec.extra is not None:
+        lines.append(spec.extra(results_dir))
+    return "\n".join(lines)
+
+
+def _methods(spec: TableSpec, summary: dict[str, Any], dataset: str | None = None) -> list[str]:
+    paper_order = [m for d in spec.paper.values() for m in d]
+    ours = [m for d, ms in summary.items() if dataset in (None, d) for m in ms]
+    seen: dict[str, None] = {}
+    for m in [*paper_order, *sorted(ours)]:
+        seen.setdefault(m, None)
+    return list(seen)
+
+
+def write_results_doc(results_dir: Path, doc: Path) -> Path:
+    """Regenerate ``docs/RESULTS.md`` from the records of every registered table."""
+    sections = [
+        "# Results",
+        "",
+        "Generated by `memae reproduce report` from the run records under `results/runs/`; "
+        "every number below comes from those records (each holds its config, seed, commit and "
+        "machine). Values are mean ± standard deviation over seeds (for one-class tables, "
+        "of the mean over classes); `n` counts the runs behind them.",
+        "",
+    ]
+    for spec in TABLES.values():
+        sections.append(render_table(results_dir, spec))
+    text = "\n".join(sections)
+    return atomic_write(doc, lambda p: Path(p).write_text(text))
