@@ -131,6 +131,13 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("reproduce")
+def _reproduce(args: argparse.Namespace) -> int:
+    from memae.reproduce.cli import handle
+
+    return handle(args)
+
+
 @command("info")
 def _info(args: argparse.Namespace) -> int:
     if args.checkpoint:
@@ -177,13 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="show versions, variants and backbones, or a checkpoint's metadata")
     info.add_argument("checkpoint", nargs="?")
-    for extend in _EXTENSIONS:
-        extend(sub)
+
+    from memae.reproduce.cli import add_parser as add_reproduce
+
+    add_reproduce(sub)
     return parser
-
-
-#: Modules that add sub-commands: each is called with the sub-parsers object.
-_EXTENSIONS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,6 @@
+"""The paper's deep baselines (VAE, DSEBM, DAGMM), built on memae's backbones so that they
+share the encoder capacity of the MemAE rows they are compared with."""
+
+from memae.baselines.deep import DAGMM, DSEBM, VAE, fit_scorer
+
+__all__ = ["DAGMM", "DSEBM", "VAE", "fit_scorer"]

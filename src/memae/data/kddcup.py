@@ -1,0 +1,150 @@
+"""KDDCUP99, the 10 % file (``kddcup.data_10_percent.gz`` + ``kddcup.names``), and the DAGMM
+protocol of Table 3 (SPEC §6)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from memae.data.paths import data_dir, require
+
+DATA_FILE = "kddcup.data_10_percent.gz"
+NAMES_FILE = "kddcup.names"
+ANOMALY_LABEL = "normal."
+
+
+@dataclass(frozen=True)
+class KDDData:
+    """Encoded records: features (N, d) float64, 1 = anomaly (``normal.`` traffic), the raw
+    label strings and the names of the encoded columns."""
+
+    X: np.ndarray
+    y: np.ndarray
+    labels: np.ndarray
+    columns: tuple[str, ...]
+
+
+def read_names(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """``(feature, "continuous" | "symbolic")`` pairs from ``kddcup.names`` (CRLF or LF)."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines()[1:]:
+        line = line.strip()
+        if not line:
+            continue
+        if ":" not in line:
+            raise ValueError(f"{path}: expected 'name: type.' lines, got {line!r}")
+        name, kind = (s.strip().rstrip(".") for s in line.split(":", 1))
+        if kind not in ("continuous", "symbolic"):
+            raise ValueError(f"{path}: feature {name!r} has unknown type {kind!r}")
+        rows.append((name, kind))
+    return rows
+
+
+def load_kddcup(
+    root: str | os.PathLike[str] | None = None, binary: Literal["keep", "one-hot"] = "keep"
+) -> KDDData:
+    """Read and one-hot encode the 10 % file.
+
+    The three symbolic columns with many values (protocol_type, service, flag) are one-hot
+    encoded. ``binary`` decides the four 0/1 columns the names file also calls symbolic
+    (land, logged_in, is_host_login, is_guest_login): ``"keep"`` leaves them as one column
+    each (118 features on this file), ``"one-hot"`` encodes them too (121: is_host_login
+    takes a single value in the 10 % file).
+    """
+    if binary not in ("keep", "one-hot"):
+        raise ValueError(f"binary must be 'keep' or 'one-hot', got {binary!r}")
+    folder = data_dir(root) / "kddcup99"
+    names = read_names(require(folder / NAMES_FILE, "KDDCUP99 feature list kddcup.names"))
+    path = require(folder / DATA_FILE, f"KDDCUP99 file {DATA_FILE}")
+    try:
+        with gzip.open(path, "rb") as fh:
+            rows = list(csv.reader(io.TextIOWrapper(fh, encoding="ascii")))
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a readable gzip of KDDCUP99 records: {err}") from err
+    width = len(names) + 1
+    bad = next((i for i, r in enumerate(rows) if len(r) != width), None)
+    if bad is not None:
+        raise ValueError(f"{path}: line {bad + 1} has {len(rows[bad])} fields, expected {width}")
+    table = np.array(rows, dtype=object)
+    columns: list[str] = []
+    blocks: list[np.ndarray] = []
+    for j, (name, kind) in enumerate(names):
+        values = table[:, j]
+        binary_column = kind == "symbolic" and set(np.unique(values)) <= {"0", "1"}
+        if kind == "continuous" or (binary_column and binary == "keep"):
+            blocks.append(values.astype(np.float64)[:, None])
+            columns.append(name)
+        else:
+            categories = sorted(set(values))
+            blocks.append((values[:, None] == np.array(categories)[None, :]).astype(np.float64))
+            columns += [f"{name}={c}" for c in categories]
+    labels = table[:, -1].astype(str)
+    return KDDData(np.hstack(blocks), (labels == ANOMALY_LABEL).astype(np.int64), labels, tuple(columns))
+
+
+class KDDSplit(NamedTuple):
+    """One run of the DAGMM protocol: scaled training records of the normal (attack) class,
+    the scaled test half and its labels (1 = anomaly)."""
+
+    train: np.ndarray
+    test: np.ndarray
+    test_labels: np.ndarray
+    train_all: np.ndarray
+
+
+def dagmm_split(
+    data: KDDData,
+    *,
+    seed: int,
+    test_fraction: float = 0.5,
+    scaling: Literal["minmax", "standard"] = "minmax",
+) -> KDDSplit:
+    """Random 50/50 split; the scaler is fitted on the whole training half; the model trains
+    on the training half's normal class (the attacks) only."""
+    if scaling not in ("minmax", "standard"):
+        raise ValueError(f"scaling must be 'minmax' or 'standard', got {scaling!r}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data.X))
+    n_test = round(test_fraction * len(order))
+    test_idx, train_idx = order[:n_test], order[n_test:]
+    train = data.X[train_idx]
+    if scaling == "minmax":
+        offset, spread = train.min(axis=0), train.max(axis=0) - train.min(axis=0)
+    else:
+        offset, spread = train.mean(axis=0), train.std(axis=0)
+    spread = np.where(spread > 0, spread, 1.0)
+
+    def scale(x: np.ndarray) -> np.ndarray:
+        return ((x - offset) / spread).astype(np.float32)
+
+    train_normal = train[data.y[train_idx] == 0]
+    return KDDSplit(scale(train_normal), scale(data.X[test_idx]), data.y[test_idx], scale(train))
+
+
+def top_fraction_threshold(
+    test_scores: np.ndarray,
+    fraction: float = 0.2,
+    population: Literal["test", "train+test"] = "test",
+    train_scores: np.ndarray | None = None,
+) -> float:
+    """The score above which the top ``fraction`` is flagged anomalous.
+
+    ``population="test"`` takes the percentile over the test scores alone (our default);
+    ``"train+test"`` over training and test scores together (DAGMM's released code).
+    """
+    if population == "test":
+        pool = test_scores
+    elif population == "train+test":
+        if train_scores is None:
+            raise ValueError("population 'train+test' needs the training scores")
+        pool = np.concatenate([train_scores, test_scores])
+    else:
+        raise ValueError(f"population must be 'test' or 'train+test', got {population!r}")
+    return float(np.percentile(pool, 100 * (1 - fraction)))

@@ -1,0 +1,180 @@
+"""Every method of the reproduction harness behind one signature.
+
+A method takes normal training data, normal validation data and test data, plus a seed
+and its settings, and returns anomaly scores for the test data (higher = more anomalous).
+MemAE's variants run through :class:`memae.MemAEDetector`; the paper's baselines and the
+peers users know run through scikit-learn, PyOD or :mod:`memae.baselines`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memae.config import VARIANTS
+
+ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, int, dict[str, Any]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    fn: ScoreFn
+    description: str
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, description: str) -> Callable[[ScoreFn], ScoreFn]:
+    def wrap(fn: ScoreFn) -> ScoreFn:
+        METHODS[name] = Method(name, fn, description)
+        return fn
+
+    return wrap
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def _flat(X: np.ndarray) -> np.ndarray:
+    return X.reshape(len(X), -1)
+
+
+def _memae(variant: str) -> ScoreFn:
+    def run(
+        train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]
+    ) -> np.ndarray:
+        from memae.detector import MemAEDetector
+
+        det = MemAEDetector(**{**cfg.get("detector", {}), "variant": variant, "random_state": seed})
+        det.fit(train, X_val=val if len(val) else None)
+        return det.decision_function(test)
+
+    return run
+
+
+for _key, _variant in VARIANTS.items():
+    register_method(_variant.title, f"memae variant {_key!r}")(_memae(_key))
+
+
+def _subsample(train: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Kernel methods scale quadratically: train them on at most ``limit`` samples."""
+    if len(train) <= limit:
+        return train
+    return train[np.random.default_rng(seed).choice(len(train), limit, replace=False)]
+
+
+@register_method("OC-SVM", "scikit-learn OneClassSVM, RBF kernel, gamma='scale', nu=0.1")
+def _ocsvm(
+    train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]
+) -> np.ndarray:
+    from sklearn.svm import OneClassSVM
+
+    svm = OneClassSVM(kernel="rbf", gamma="scale", nu=cfg.get("ocsvm_nu", 0.1))
+    svm.fit(_flat(_subsample(train, cfg.get("kernel_max_train", 10000), seed)))
+    return -svm.decision_function(_flat(test))
+
+
+@register_method("KDE", "scikit-learn Gaussian KernelDensity, bandwidth by validation log-likelihood")
+def _kde(train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]) -> np.ndarray:
+    from sklearn.neighbors import KernelDensity
+
+    fit = _flat(_subsample(train, cfg.get("kernel_max_train", 10000), seed))
+    held = _flat(val) if len(val) else fit
+    scale = float(np.sqrt(fit.var(axis=0).sum() / fit.shape[1]))  # mean per-feature std
+    candidates = [scale * f for f in (0.1, 0.2, 0.5, 1.0, 2.0)]
+    best = max(candidates, key=lambda b: KernelDensity(bandwidth=b).fit(fit).score(held))
+    return -KernelDensity(bandwidth=best).fit(fit).score_samples(_flat(test))
+
+
+def _deep(kind: str) -> ScoreFn:
+    def run(
+        train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]
+    ) -> np.ndarray:
+        from memae.baselines import DAGMM, DSEBM, VAE, fit_scorer
+
+        det = cfg.get("detector", {})
+        backbone = det.get("backbone", "auto")
+        shape = tuple(train.shape[1:])
+        if backbone == "auto":
+            from memae.nn.backbones import auto_backbone
+
+            backbone = auto_backbone(shape)
+        with torch_seed(seed):
+            model = {"VAE": VAE, "DSEBM": DSEBM, "DAGMM": DAGMM}[kind](backbone, shape)
+        return fit_scorer(
+            model,
+            train,
+            test,
+            epochs=det.get("epochs", 20),
+            batch_size=det.get("batch_size", 64),
+            lr=det.get("lr", 1e-3),
+            seed=seed,
+        )
+
+    return run
+
+
+def torch_seed(seed: int):  # type: ignore[no-untyped-def]
+    """Seed torch inside a forked RNG state (the global state is restored afterwards)."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def ctx():  # type: ignore[no-untyped-def]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+
+    return ctx()
+
+
+register_method("VAE", "variational autoencoder on the same backbone; score = negative ELBO")(_deep("VAE"))
+register_method("DSEBM", "deep structured energy-based model on the same backbone; score = energy")(
+    _deep("DSEBM")
+)
+register_method("DAGMM", "deep autoencoding Gaussian mixture model; score = sample energy")(_deep("DAGMM"))
+
+
+@register_method("PyOD-AutoEncoder", "pyod.models.auto_encoder.AutoEncoder on flattened inputs")
+def _pyod_ae(
+    train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]
+) -> np.ndarray:
+    from pyod.models.auto_encoder import AutoEncoder
+
+    model = AutoEncoder(epoch_num=cfg.get("pyod_epochs", 20), random_state=seed, verbose=0, device="cpu")
+    with torch_seed(seed):
+        model.fit(_flat(train))
+        return model.decision_function(_flat(test))
+
+
+@register_method("PyOD-DeepSVDD", "pyod.models.deep_svdd.DeepSVDD on flattened inputs")
+def _pyod_svdd(
+    train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]
+) -> np.ndarray:
+    from pyod.models.deep_svdd import DeepSVDD
+
+    flat = _flat(train)
+    model = DeepSVDD(
+        n_features=flat.shape[1], epochs=cfg.get("pyod_epochs", 20), random_state=seed, verbose=0
+    )
+    with torch_seed(seed):
+        model.fit(flat)
+        return model.decision_function(_flat(test))
+
+
+@register_method("PyOD-IForest", "pyod.models.iforest.IForest, 100 trees")
+def _pyod_iforest(
+    train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]
+) -> np.ndarray:
+    from pyod.models.iforest import IForest
+
+    return IForest(random_state=seed).fit(_flat(train)).decision_function(_flat(test))
