@@ -2,11 +2,14 @@
 
 Loading parses a JSON header and raw tensor bytes; nothing in the file is ever executed
 or unpickled. Writes go to a temporary file in the same folder and are renamed into
-place, so an interrupted save never leaves a file that loads.
+place, so an interrupted save never leaves a file that loads. The header holds SHA-256
+digests of the metadata and of every tensor's name, dtype, shape and bytes, so a flipped
+byte anywhere in the file is refused on load rather than silently changing the model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -18,7 +21,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 FORMAT = "memae-checkpoint"
-FORMAT_VERSION = 1
+#: 2 added the metadata and tensor digests (version 1 files load unchecked).
+FORMAT_VERSION = 2
+_METADATA_DIGEST = "metadata_sha256"
+_TENSORS_DIGEST = "tensors_sha256"
 
 
 class CheckpointError(ValueError):
@@ -48,9 +54,28 @@ def save_checkpoint(
     """Write ``tensors`` and JSON-serialisable ``metadata`` to ``path`` atomically."""
     from memae import __version__
 
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "memae_version": __version__, **metadata}
     flat = {name: t.detach().cpu().contiguous().clone() for name, t in tensors.items()}
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "memae_version": __version__, **metadata}
+    header = json.loads(json.dumps(header))
+    header[_METADATA_DIGEST] = metadata_digest(header)
+    header[_TENSORS_DIGEST] = tensors_digest(flat)
     return atomic_write(path, lambda tmp: save_file(flat, tmp, metadata={"memae": json.dumps(header)}))
+
+
+def metadata_digest(metadata: dict[str, Any]) -> str:
+    """SHA-256 of the metadata's canonical JSON, leaving out the digests themselves."""
+    body = {k: v for k, v in metadata.items() if k not in (_METADATA_DIGEST, _TENSORS_DIGEST)}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the sorted tensors' names, dtypes, shapes and raw bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -70,7 +95,8 @@ def _open(path: str | os.PathLike[str], tensors: bool) -> tuple[dict[str, torch.
     try:
         with safe_open(str(path), framework="pt") as fh:
             raw = (fh.metadata() or {}).get("memae")
-            loaded = {name: fh.get_tensor(name) for name in fh.keys()}  # noqa: SIM118 if tensors else {}
+            names = list(fh.keys()) if tensors else []
+            loaded = {name: fh.get_tensor(name) for name in names}
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         raise CheckpointError(
             f"{path} is not a readable memae checkpoint (expected a safetensors file): {err}"
@@ -81,6 +107,8 @@ def _open(path: str | os.PathLike[str], tensors: bool) -> tuple[dict[str, torch.
         metadata = json.loads(raw)
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path} has corrupt memae metadata: {err}") from err
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path} has corrupt memae metadata: expected a JSON object")
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path} has format {metadata.get('format')!r}, expected {FORMAT!r}")
     version = metadata.get("format_version")
@@ -89,4 +117,10 @@ def _open(path: str | os.PathLike[str], tensors: bool) -> tuple[dict[str, torch.
             f"{path} has checkpoint format version {version!r}; this memae reads versions up to "
             f"{FORMAT_VERSION} (upgrade memae to load it)"
         )
+    if version >= 2 and not {_METADATA_DIGEST, _TENSORS_DIGEST} <= set(metadata):
+        raise CheckpointError(f"{path} is corrupt: its metadata lack the digests its format version has")
+    if version >= 2 and metadata_digest(metadata) != metadata[_METADATA_DIGEST]:
+        raise CheckpointError(f"{path} is corrupt: its metadata do not match the digest written with it")
+    if tensors and version >= 2 and tensors_digest(loaded) != metadata[_TENSORS_DIGEST]:
+        raise CheckpointError(f"{path} is corrupt: its tensors do not match the digest written with it")
     return loaded, metadata

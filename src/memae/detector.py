@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,13 @@ from torch.utils.data import TensorDataset
 from memae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from memae.config import ModelConfig, TrainConfig, config_from_dict
 from memae.nn.model import MemAE, build_model
+from memae.resume import TrainingCheckpointer, read_fingerprint
+from memae.thresholds import (
+    check_threshold_params,
+    ecdf_score,
+    learn_threshold,
+    test_percentile_labels,
+)
 from memae.training import History, fit_model, resolve_device, score
 from memae.validation import as_float_array, check_sample_shape
 
@@ -29,7 +37,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     Follows PyOD's detector contract: ``fit(X)`` on (mostly) normal data, then
     ``decision_function(X)`` gives anomaly scores (higher = more anomalous, the
     reconstruction error) and ``predict(X)`` gives 0 (normal) / 1 (anomaly) by the
-    threshold ``threshold_`` learnt from the training scores and ``contamination``.
+    threshold ``threshold_`` learnt from normal data (see ``threshold`` below).
     ``X`` is a 2-D array (tabular), (N, C, H, W) images or (N, C, T, H, W) clips, as a numpy
     array or a torch tensor.
 
@@ -43,6 +51,15 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     feature ("auto": standardise tabular data, leave images and clips alone),
     ``score_reduction`` picks the per-sample error ("mse", or "l2" over channels as the
     authors' video code does).
+
+    ``threshold`` picks how ``threshold_`` is learnt (:mod:`memae.thresholds`):
+    ``"percentile"`` (default) takes the ``threshold_percentile``-th percentile of the
+    validation scores (held-out normal data; the training scores when there is no
+    validation set), ``"contamination"`` the ``1 - contamination`` quantile of the training
+    scores (PyOD's rule), ``"fixed"`` uses ``threshold_value``, and ``"test-percentile"``
+    flags the scores above the ``threshold_percentile``-th percentile of the data being
+    predicted (the KDDCUP99 protocol). :meth:`calibrated_score` maps scores to [0, 1] by the
+    empirical CDF of the same normal reference scores.
     """
 
     def __init__(
@@ -66,6 +83,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         preprocessing: Preprocessing = "auto",
         score_reduction: str = "mse",
         contamination: float = 0.1,
+        threshold: str = "percentile",
+        threshold_percentile: float = 95.0,
+        threshold_value: float | None = None,
         random_state: int | None = None,
         device: str = "auto",
         verbose: bool = False,
@@ -88,6 +108,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         self.preprocessing = preprocessing
         self.score_reduction = score_reduction
         self.contamination = contamination
+        self.threshold = threshold
+        self.threshold_percentile = threshold_percentile
+        self.threshold_value = threshold_value
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -122,8 +145,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         )
 
     def _check_params(self) -> None:
-        if not 0.0 < self.contamination <= 0.5:
-            raise ValueError(f"contamination must lie in (0, 0.5], got {self.contamination}")
+        check_threshold_params(
+            self.threshold, self.threshold_percentile, self.contamination, self.threshold_value
+        )
         if self.preprocessing not in ("auto", "standard", "minmax", "none"):
             raise ValueError(
                 f"preprocessing must be 'auto', 'standard', 'minmax' or 'none', got {self.preprocessing!r}"
@@ -133,21 +157,35 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
 
     # --- fitting ------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any = None, *, X_val: Any = None) -> MemAEDetector:
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        X_val: Any = None,
+        training_state: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        checkpoint_every: int = 0,
+    ) -> MemAEDetector:
         """Train on ``X`` (``y`` is ignored: the detector is unsupervised).
 
         ``X_val``, normal data held out by the caller, replaces the random
-        ``validation_fraction`` split.
+        ``validation_fraction`` split. With ``training_state`` (a path) the training state
+        is written there every epoch and every ``checkpoint_every`` steps
+        (:mod:`memae.resume`); ``resume=True`` continues from it when it exists (the same
+        data and parameters are required), otherwise an old state there is discarded.
         """
         self._check_params()
         array = as_float_array(X)
         shape = tuple(int(s) for s in array.shape[1:])
         model_config = self._model_config(shape)
-        seed = (
-            int(self.random_state)
-            if self.random_state is not None
-            else int(np.random.default_rng().integers(2**31 - 1))
-        )
+        stored = read_fingerprint(training_state) if training_state is not None and resume else None
+        if self.random_state is not None:
+            seed = int(self.random_state)
+        elif stored and "seed" in stored:
+            seed = int(stored["seed"])
+        else:
+            seed = int(np.random.default_rng().integers(2**31 - 1))
         train_config = self._train_config(seed)
         method = (
             self.preprocessing
@@ -166,6 +204,15 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             order = np.random.default_rng(seed).permutation(len(data))
             n_val = round(train_config.validation_fraction * len(data)) if len(data) > 1 else 0
             train_data, val_data = data[order[n_val:]], data[order[:n_val]]
+        checkpointer = None
+        if training_state is not None:
+            if not resume:
+                Path(training_state).unlink(missing_ok=True)
+            checkpointer = TrainingCheckpointer(
+                training_state,
+                every_steps=checkpoint_every,
+                fingerprint=self._fingerprint(seed, array, None if X_val is None else val_array),
+            )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model, resolved = build_model(model_config)
@@ -175,6 +222,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                 train_config,
                 TensorDataset(train_data),
                 TensorDataset(val_data) if len(val_data) else None,
+                checkpointer=checkpointer,
             )
         self.model_: MemAE = model
         self.model_config_ = resolved
@@ -184,12 +232,47 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         if array.ndim == 2:
             self.n_features_in_ = shape[0]
         self.decision_scores_ = self._score_tensor(data)
+        self.validation_scores_ = self._score_tensor(val_data) if len(val_data) else np.zeros(0)
         self._set_threshold()
         return self
 
+    def _fingerprint(self, seed: int, array: np.ndarray, val_array: np.ndarray | None) -> dict[str, Any]:
+        """What a resumed run must share with the run that wrote the training state."""
+        params = {k: v for k, v in self.get_params().items() if k not in ("device", "verbose")}
+        return {
+            "params": {**params, "random_state": seed},
+            "seed": seed,
+            "data_sha256": hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest(),
+            "data_shape": list(array.shape),
+            "val_sha256": None
+            if val_array is None
+            else hashlib.sha256(np.ascontiguousarray(val_array).tobytes()).hexdigest(),
+        }
+
     def _set_threshold(self) -> None:
-        self.threshold_ = float(np.percentile(self.decision_scores_, 100.0 * (1.0 - self.contamination)))
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+        learnt = learn_threshold(
+            self.threshold,
+            train_scores=self.decision_scores_,
+            val_scores=self.validation_scores_,
+            percentile=self.threshold_percentile,
+            contamination=self.contamination,
+            value=self.threshold_value,
+        )
+        self.threshold_, self.threshold_source_ = learnt.value, learnt.source
+        self.labels_ = self.labels_from_scores(self.decision_scores_)
+
+    def labels_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        """0/1 labels of anomaly scores by the fitted threshold rule (the test-percentile
+        rule thresholds ``scores`` by their own percentile)."""
+        check_is_fitted(self, "threshold_")
+        if self.threshold == "test-percentile":
+            return test_percentile_labels(scores, self.threshold_percentile)
+        return (np.asarray(scores) > self.threshold_).astype(int)
+
+    def _reference_scores(self) -> np.ndarray:
+        """The normal scores that calibrate: validation scores, else training scores."""
+        check_is_fitted(self, "decision_scores_")
+        return self.validation_scores_ if len(self.validation_scores_) else self.decision_scores_
 
     # --- scoring ------------------------------------------------------------------------
 
@@ -217,14 +300,25 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         return -self.decision_function(X)
 
     def predict(self, X: Any) -> np.ndarray:
-        """0 for normal, 1 for anomalous, by ``threshold_``."""
-        return (self.decision_function(X) > self.threshold_).astype(int)
+        """0 for normal, 1 for anomalous, by the threshold rule (:meth:`labels_from_scores`)."""
+        return self.labels_from_scores(self.decision_function(X))
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """(N, 2) probabilities [normal, anomalous]: scores min-max scaled by the training scores."""
+    def calibrated_score(self, X: Any) -> np.ndarray:
+        """Anomaly score in [0, 1]: the share of normal reference scores (validation, else
+        training) at or below each sample's score — their empirical CDF."""
+        return ecdf_score(self._reference_scores(), self.decision_function(X))
+
+    def predict_proba(self, X: Any, method: Literal["linear", "ecdf"] = "linear") -> np.ndarray:
+        """(N, 2) probabilities [normal, anomalous]. ``"linear"``: scores min-max scaled by the
+        training scores (PyOD's default); ``"ecdf"``: :meth:`calibrated_score`."""
         check_is_fitted(self, "decision_scores_")
-        low, high = float(self.decision_scores_.min()), float(self.decision_scores_.max())
-        anomalous = np.clip((self.decision_function(X) - low) / max(high - low, 1e-12), 0.0, 1.0)
+        if method == "ecdf":
+            anomalous = self.calibrated_score(X)
+        elif method == "linear":
+            low, high = float(self.decision_scores_.min()), float(self.decision_scores_.max())
+            anomalous = np.clip((self.decision_function(X) - low) / max(high - low, 1e-12), 0.0, 1.0)
+        else:
+            raise ValueError(f"method must be 'linear' or 'ecdf', got {method!r}")
         return np.column_stack([1.0 - anomalous, anomalous])
 
     @torch.inference_mode()
@@ -263,6 +357,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         tensors["scoring.offset"] = torch.from_numpy(np.asarray(self.offset_, dtype=np.float32))
         tensors["scoring.scale"] = torch.from_numpy(np.asarray(self.scale_, dtype=np.float32))
         tensors["scoring.train_scores"] = torch.from_numpy(self.decision_scores_.astype(np.float64))
+        tensors["scoring.validation_scores"] = torch.from_numpy(self.validation_scores_.astype(np.float64))
         metadata = {
             "kind": _KIND,
             "params": self.get_params(),
@@ -271,6 +366,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             "history": dataclasses.asdict(self.history_),
             "scoring": {
                 "threshold": self.threshold_,
+                "threshold_source": self.threshold_source_,
                 "preprocessing": self.preprocessing_,
                 "reduction": self.score_reduction,
             },
@@ -293,6 +389,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             offset = tensors["scoring.offset"].numpy()
             scale = tensors["scoring.scale"].numpy()
             scores = tensors["scoring.train_scores"].numpy()
+            val_scores = tensors.get("scoring.validation_scores", torch.zeros(0, dtype=torch.float64)).numpy()
             scoring = meta["scoring"]
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise CheckpointError(f"{path} does not match this memae's detector: {err}") from err
@@ -306,8 +403,10 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         detector.offset_, detector.scale_ = offset, scale
         detector.preprocessing_ = scoring["preprocessing"]
         detector.decision_scores_ = scores
+        detector.validation_scores_ = val_scores
         detector.threshold_ = float(scoring["threshold"])
-        detector.labels_ = (scores > detector.threshold_).astype(int)
+        detector.threshold_source_ = str(scoring.get("threshold_source", "training"))
+        detector.labels_ = detector.labels_from_scores(scores)
         return detector
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from memae.config import ModelConfig, TrainConfig
 from memae.nn.loss import memae_loss, reconstruction_error
 from memae.nn.model import MemAE
+from memae.resume import EpochSampler, ResumePoint, TrainingCheckpointer
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -62,26 +64,33 @@ def fit_model(
     data: Dataset,
     validation: Dataset | None = None,
     on_epoch: Callable[[int, History], None] | None = None,
+    checkpointer: TrainingCheckpointer | None = None,
 ) -> History:
     """Train ``model`` in place with Adam on ``data`` (a dataset of inputs, or of tuples whose
-    first item is the input); shuffling is seeded by ``train.seed``."""
+    first item is the input); each epoch's order is a function of ``train.seed`` and the epoch.
+
+    With a ``checkpointer`` the training state is written every epoch (and every
+    ``checkpointer.every_steps`` steps) and a run finding a state continues from it.
+    """
     device = resolve_device(train.device)
     model.to(device)
-    generator = torch.Generator().manual_seed(train.seed)
-    loader = DataLoader(
-        data, batch_size=train.batch_size, shuffle=True, generator=generator, num_workers=train.num_workers
-    )
+    sampler = EpochSampler(len(data), train.seed)  # type: ignore[arg-type]
+    loader = DataLoader(data, batch_size=train.batch_size, sampler=sampler, num_workers=train.num_workers)
+    steps_per_epoch = -(-len(data) // train.batch_size)  # type: ignore[arg-type]
     optimizer, scheduler = make_optimizer(model, train)
-    history = History()
-    epochs = range(train.epochs)
+    start = checkpointer.restore(model, optimizer, scheduler) if checkpointer else None
+    start = start or ResumePoint()
+    history = History(**start.history)
+    epochs = range(start.epoch, train.epochs)
     if train.progress:
         from tqdm.auto import tqdm
 
         epochs = tqdm(epochs, desc="training", unit="epoch")
     for epoch in epochs:
         model.train()
-        sums = torch.zeros(3, dtype=torch.float64)
-        count = 0
+        step = start.step if epoch == start.epoch else 0
+        sampler.set_epoch(epoch, skip=step * train.batch_size)
+        sums, count = (start.sums.clone(), start.count) if step else (torch.zeros(3, dtype=torch.float64), 0)
         for batch in loader:
             x = _inputs(batch).to(device, non_blocking=True)
             terms = memae_loss(x, model(x), model_config)
@@ -96,6 +105,10 @@ def fit_model(
                 * n
             )
             count += n
+            step += 1
+            if checkpointer is not None and checkpointer.due(step, steps_per_epoch):
+                point = ResumePoint(epoch, step, dataclasses.asdict(history), sums, count)
+                checkpointer.save(model, optimizer, scheduler, point)
         if scheduler is not None:
             scheduler.step()
         means = (sums / max(count, 1)).tolist()
@@ -111,6 +124,10 @@ def fit_model(
             epochs.set_postfix(postfix)  # type: ignore[attr-defined]
         if on_epoch is not None:
             on_epoch(epoch, history)
+        if checkpointer is not None:
+            checkpointer.save(
+                model, optimizer, scheduler, ResumePoint(epoch + 1, 0, dataclasses.asdict(history))
+            )
     return history
 
 

@@ -9,7 +9,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from memae import MemAEDetector
-from memae.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from memae.checkpoint import (
+    CheckpointError,
+    atomic_write,
+    load_checkpoint,
+    metadata_digest,
+    read_metadata,
+    save_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +53,7 @@ def test_truncated_checkpoint_is_refused(saved: str, tmp_path) -> None:
 def _rewrite(saved: str, tmp_path, edit) -> str:  # type: ignore[no-untyped-def]
     tensors, meta = load_checkpoint(saved)
     edit(tensors, meta)
+    meta["metadata_sha256"] = metadata_digest(meta)  # a well-formed file that says something else
     out = tmp_path / "edited.memae"
     save_file(tensors, str(out), metadata={"memae": json.dumps(meta)})
     return str(out)
@@ -98,3 +106,70 @@ def test_interrupted_write_keeps_the_previous_file(saved: str, tmp_path) -> None
         atomic_write(path, crash)
     torch.testing.assert_close(load_file(str(path))["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["model.memae"]
+
+
+def test_a_flipped_byte_never_loads_as_a_different_model(saved: str, tmp_path) -> None:
+    data = Path(saved).read_bytes()
+    tensors, meta = load_checkpoint(saved)
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    positions = sorted({*range(0, len(data), 53), 1, 9, header_end - 1, header_end, len(data) - 1})
+    refused = 0
+    for position in positions:
+        corrupt = bytearray(data)
+        corrupt[position] ^= 0x01
+        path = tmp_path / "flipped.memae"
+        path.write_bytes(bytes(corrupt))
+        try:
+            got_tensors, got_meta = load_checkpoint(path)
+        except CheckpointError:
+            refused += 1
+            continue
+        # A flip can only load where it changes nothing: the last digit of a long float in
+        # the JSON that parses to the same double.
+        assert got_meta == meta, position
+        assert got_tensors.keys() == tensors.keys()
+        for name, tensor in tensors.items():
+            torch.testing.assert_close(got_tensors[name], tensor, rtol=0, atol=0)
+    assert refused >= len(positions) - 3
+
+
+def test_a_version_2_file_without_digests_is_refused(saved: str, tmp_path) -> None:
+    tensors, meta = load_checkpoint(saved)
+    del meta["tensors_sha256"]
+    path = tmp_path / "stripped.memae"
+    save_file(tensors, str(path), metadata={"memae": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="lack the digests"):
+        load_checkpoint(path)
+
+
+def test_tensor_corruption_in_the_middle_is_named(saved: str, tmp_path) -> None:
+    data = bytearray(Path(saved).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path = tmp_path / "middle.memae"
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="is corrupt: its tensors do not match"):
+        load_checkpoint(path)
+
+
+def test_edited_metadata_is_refused(saved: str, tmp_path) -> None:
+    tensors, meta = load_checkpoint(saved)
+    meta["scoring"]["threshold"] = 0.0  # an edit that keeps the JSON valid
+    path = tmp_path / "edited.memae"
+    save_file(tensors, str(path), metadata={"memae": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="is corrupt: its metadata do not match"):
+        read_metadata(path)
+
+
+def test_read_metadata_does_not_need_the_tensors(saved: str) -> None:
+    meta = read_metadata(saved)
+    assert meta["kind"] == "detector" and len(meta["tensors_sha256"]) == 64
+
+
+def test_version_1_checkpoints_without_digests_still_load(saved: str, tmp_path) -> None:
+    tensors, meta = load_checkpoint(saved)
+    for key in ("metadata_sha256", "tensors_sha256"):
+        del meta[key]
+    meta["format_version"] = 1
+    path = tmp_path / "old.memae"
+    save_file(tensors, str(path), metadata={"memae": json.dumps(meta)})
+    assert MemAEDetector.load(path).threshold_ == MemAEDetector.load(saved).threshold_
