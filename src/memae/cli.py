@@ -99,8 +99,15 @@ def _train(args: argparse.Namespace) -> int:
     params.setdefault("verbose", True)
     X = load_array(args.data, args.key)
     X_val = load_array(args.val_data, args.key) if args.val_data else None
-    detector = MemAEDetector(**params).fit(X, X_val=X_val)
+    state = Path(args.state or f"{args.out}.state")
+    if args.resume and state.exists():
+        progress = read_metadata(state).get("progress", {})
+        print(f"resuming from {state} at epoch {progress.get('epoch')}, step {progress.get('step')}")
+    detector = MemAEDetector(**params).fit(
+        X, X_val=X_val, training_state=state, resume=args.resume, checkpoint_every=args.checkpoint_every
+    )
     path = detector.save(args.out)
+    state.unlink(missing_ok=True)  # the finished model replaces the training state
     cfg = detector.model_config_
     print(
         f"trained {cfg.variant} ({cfg.backbone}) on {len(X)} samples; "
@@ -117,7 +124,7 @@ def _score(args: argparse.Namespace) -> int:
 
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
     scores = detector.decision_function(load_array(args.data, args.key))
-    labels = (scores > detector.threshold_).astype(int)
+    labels = detector.labels_from_scores(scores)
     lines = [
         "index,score,label",
         *(f"{i},{s:.8g},{lab}" for i, (s, lab) in enumerate(zip(scores, labels, strict=True))),
@@ -173,6 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--key", help="array name inside an .npz file")
     train.add_argument("--config", help="YAML file of detector parameters")
     train.add_argument("--out", required=True, help="checkpoint to write (e.g. model.memae)")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the training state a killed run left (same data and parameters)",
+    )
+    train.add_argument("--state", help="training-state file, written every epoch (default: OUT.state)")
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also write the training state every STEPS optimiser steps (default: epochs only)",
+    )
     _add_detector_flags(train)
 
     score = sub.add_parser("score", help="score an array file with a trained checkpoint")

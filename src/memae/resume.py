@@ -210,11 +210,16 @@ class TrainingCheckpointer:
 def check_fingerprint(path: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
     """Raise naming the first setting in which a stored run differs from the current one."""
     for key in sorted(set(saved) | set(current)):
-        if saved.get(key) != current.get(key):
-            raise CheckpointError(
-                f"{path} was written by a different training run: {key} was {saved.get(key)!r}, "
-                f"now {current.get(key)!r} (delete it to start afresh)"
-            )
+        was, now = saved.get(key), current.get(key)
+        if was == now:
+            continue
+        if isinstance(was, dict) and isinstance(now, dict):
+            inner = next(k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k))
+            key, was, now = f"{key}.{inner}", was.get(inner), now.get(inner)
+        raise CheckpointError(
+            f"{path} was written by a different training run: {key} was {was!r}, now {now!r} "
+            "(delete it to start afresh)"
+        )
 
 
 def read_fingerprint(path: str | os.PathLike[str]) -> dict[str, Any] | None:
