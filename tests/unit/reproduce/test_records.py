@@ -1,0 +1,47 @@
+import json
+
+import numpy as np
+import pytest
+
+from memae.reproduce.records import RunKey, load_records, per_class, record_exists, summarise, write_record
+
+
+def _write(tmp_path, method: str, seed: int, cls: int | None, value: float, table: str = "t") -> None:
+    write_record(tmp_path, RunKey(table, "d", method, seed, cls), {"auc": value}, {"lr": 1.0}, 1.5)
+
+
+def test_record_holds_provenance_and_is_found(tmp_path) -> None:
+    key = RunKey("table1", "mnist", "MemAE w/o shrinkage", 2, 7)
+    path = write_record(tmp_path, key, {"auc": 0.9}, {"epochs": 3}, 12.345)
+    assert path.name == "class7-seed2.json" and "MemAE_w_o_shrinkage" in str(path)
+    assert record_exists(tmp_path, key)
+    record = json.loads(path.read_text())
+    for field in ("commit", "machine", "memae_version", "config", "seed", "wall_seconds"):
+        assert field in record
+    assert record["metrics"] == {"auc": 0.9}
+
+
+def test_non_finite_metrics_are_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="not finite"):
+        write_record(tmp_path, RunKey("t", "d", "m", 0), {"auc": float("nan")}, {}, 1.0)
+
+
+def test_one_class_summary_is_over_seeds_of_class_means(tmp_path) -> None:
+    values = {(0, 0): 0.8, (0, 1): 1.0, (1, 0): 0.6, (1, 1): 0.8}
+    for (seed, cls), v in values.items():
+        _write(tmp_path, "M", seed, cls, v)
+    _write(tmp_path, "M", 2, 0, 0.1)  # seed 2 is incomplete and left out
+    summary = summarise(load_records(tmp_path, "t"))
+    stats = summary["d"]["M"]
+    assert stats["mean"] == pytest.approx(np.mean([0.9, 0.7]))
+    assert stats["std"] == pytest.approx(np.std([0.9, 0.7]))
+    assert stats["n_runs"] == 4
+    assert per_class(load_records(tmp_path, "t"))["d"]["M"][0] == pytest.approx(np.mean([0.8, 0.6, 0.1]))
+
+
+def test_multi_metric_summary_has_one_entry_per_metric(tmp_path) -> None:
+    for seed, f1 in enumerate([0.9, 0.8]):
+        write_record(tmp_path, RunKey("t3", "kdd", "M", seed), {"f1": f1, "precision": 1.0}, {}, 1.0)
+    summary = summarise(load_records(tmp_path, "t3"))
+    assert summary["kdd"]["M"]["f1"] == {"mean": pytest.approx(0.85), "std": pytest.approx(0.05), "n_runs": 2}
+    assert summary["kdd"]["M"]["precision"]["mean"] == 1.0
