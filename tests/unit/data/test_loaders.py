@@ -17,7 +17,7 @@ def test_mnist_idx_round_trip(tmp_path) -> None:
     assert X.shape == (160, 1, 28, 28) and X.dtype == np.float32
     np.testing.assert_allclose(X[: len(train_images), 0], train_images / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(y[: len(train_labels)], train_labels)
-    assert 0.0 <= X.min() and X.max() <= 1.0
+    assert X.min() >= 0.0 and X.max() <= 1.0
 
 
 def test_idx_reader_rejects_truncated_and_foreign_files(tmp_path) -> None:
