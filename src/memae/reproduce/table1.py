@@ -43,8 +43,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "mnist": {
         "detector": {
             "backbone": "mnist",
-            "epochs": 30,
-            "batch_size": 64,
+            "similarity": "dot",
+            "epochs": 40,
+            "batch_size": 128,
             "lr": 1e-3,
             "preprocessing": "none",
             "device": "auto",
@@ -53,8 +54,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "cifar10": {
         "detector": {
             "backbone": "cifar10",
-            "epochs": 20,
-            "batch_size": 64,
+            "similarity": "dot",
+            "epochs": 10,
+            "batch_size": 128,
             "lr": 1e-3,
             "preprocessing": "none",
             "device": "auto",
