@@ -1,0 +1,1 @@
+"""Video anomaly detection: the decoded-once frame pipeline, clip scoring, evaluation, figures."""
