@@ -145,6 +145,14 @@ def _reproduce(args: argparse.Namespace) -> int:
     return handle(args)
 
 
+@command("download")
+def _download(args: argparse.Namespace) -> int:
+    from memae.data.download import download
+
+    download(args.dataset, args.data_dir, args.mirror)
+    return 0
+
+
 @command("info")
 def _info(args: argparse.Namespace) -> int:
     if args.checkpoint:
@@ -205,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show versions, variants and backbones, or a checkpoint's metadata")
     info.add_argument("checkpoint", nargs="?")
 
+    download = sub.add_parser("download", help="fetch a dataset's canonical files and verify their checksums")
+    download.add_argument("dataset", help="mnist, kddcup99 or cifar10")
+    download.add_argument("--data-dir", help="data root (default: $MEMAE_DATA, else ~/.cache/memae/data)")
+    download.add_argument("--mirror", help="base URL to fetch the same file names from instead")
+
     from memae.reproduce.cli import add_parser as add_reproduce
 
     add_reproduce(sub)
@@ -216,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _HANDLERS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, CheckpointError, KeyError) as err:
+    except (ValueError, TypeError, OSError, CheckpointError, KeyError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"memae: error: {message}", file=sys.stderr)
         return 1
