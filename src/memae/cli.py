@@ -153,6 +153,31 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("export")
+def _export(args: argparse.Namespace) -> int:
+    from memae.detector import MemAEDetector
+    from memae.export import SUFFIXES, export_detector
+    from memae.io import load_array
+
+    detector = MemAEDetector.load(args.checkpoint)
+    out = args.out or str(Path(args.checkpoint).with_suffix(SUFFIXES[args.format]))
+    check = load_array(args.check_data, args.key) if args.check_data else None
+    result = export_detector(
+        detector,
+        out,
+        format=args.format,
+        reconstruction=args.reconstruction,
+        opset=args.opset,
+        check_data=check,
+    )
+    print(
+        f"exported {args.format} to {result.model_path} (metadata {result.metadata_path}); "
+        f"scores match the checkpoint's on {result.checked_samples} samples to "
+        f"{result.max_relative_difference:.2g} relative"
+    )
+    return 0
+
+
 @command("info")
 def _info(args: argparse.Namespace) -> int:
     if args.checkpoint:
@@ -209,6 +234,19 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--key", help="array name inside an .npz file")
     score.add_argument("--out", help="CSV to write (default: standard output)")
     score.add_argument("--device", default="cpu")
+
+    export = sub.add_parser(
+        "export", help="export a checkpoint to ONNX or TorchScript, preprocessing and score inside"
+    )
+    export.add_argument("checkpoint")
+    export.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    export.add_argument("--out", help="file to write (default: the checkpoint's name with .onnx / .pt)")
+    export.add_argument("--reconstruction", action="store_true", help="also output the reconstruction")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    export.add_argument(
+        "--check-data", help="samples (.npy/.npz/.csv) to check parity on (default: synthetic ones)"
+    )
+    export.add_argument("--key", help="array name inside an .npz file")
 
     info = sub.add_parser("info", help="show versions, variants and backbones, or a checkpoint's metadata")
     info.add_argument("checkpoint", nargs="?")

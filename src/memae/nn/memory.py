@@ -68,14 +68,17 @@ class MemoryModule(nn.Module):
                 f"expected a query of shape (B, {self.slot_dim}) or (B, {self.slot_dim}, *spatial), "
                 f"got {tuple(query.shape)}"
             )
-        rows = query.movedim(1, -1)  # channels last: (B, *spatial, C)
+        # Non-negative dims throughout: the ONNX exporter turns movedim(-1, 1) of a 2-D
+        # tensor into a Transpose with perm (0, -1), which onnxruntime rejects.
+        last = query.dim() - 1
+        rows = query.movedim(1, last)  # channels last: (B, *spatial, C)
         flat = rows.reshape(-1, self.slot_dim)
         weights = MF.address(flat, self.memory, self.shrink_threshold, self.similarity)
         read = MF.read(weights, self.memory)
         lead = rows.shape[:-1]
         return MemoryOutput(
-            read=read.reshape(*lead, self.slot_dim).movedim(-1, 1),
-            weights=weights.reshape(*lead, self.num_slots).movedim(-1, 1),
+            read=read.reshape(*lead, self.slot_dim).movedim(last, 1),
+            weights=weights.reshape(*lead, self.num_slots).movedim(last, 1),
         )
 
     def extra_repr(self) -> str:
