@@ -44,3 +44,19 @@ def test_unknown_table_and_method_fail_clearly(tmp_path, capsys) -> None:
     assert "known tables" in capsys.readouterr().err
     assert main(["reproduce", "table3", "--methods", "GAN", "--results-dir", str(tmp_path)]) == 1
     assert "known methods" in capsys.readouterr().err
+
+
+def test_figures_are_written_and_linked(tmp_path) -> None:
+    write_mnist(tmp_path / "data", per_class=12)
+    results, doc = tmp_path / "results", tmp_path / "docs" / "RESULTS.md"
+    argv = [
+        "reproduce", "figures", "--data-dir", str(tmp_path / "data"), "--results-dir", str(results),
+        "--doc", str(doc), "--epochs", "1", "--set", "memory_size=10",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    figures = ("mnist_memory_slots.png", "mnist_ae_vs_memae_anomalies.png", "mnist_score_distributions.png")
+    for name in figures:
+        assert (tmp_path / "docs" / "figures" / name).stat().st_size > 0
+    assert "figures/mnist_memory_slots.png" in doc.read_text()
+    record = json.loads((results / "figures" / "mnist_figures.json").read_text())
+    assert set(record["auc"]) == {"ae", "memae"} and record["config"]["detector"]["memory_size"] == 10

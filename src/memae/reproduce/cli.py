@@ -17,7 +17,10 @@ def add_parser(sub: Any) -> None:
         help="run a paper table's grid (resumable) and regenerate results/ and docs/RESULTS.md",
         description="Runs skip when their record exists, so an interrupted grid resumes.",
     )
-    parser.add_argument("table", help=f"one of: {', '.join(sorted(TABLES))}, or 'report' to only regenerate")
+    parser.add_argument(
+        "table",
+        help=f"one of: {', '.join(sorted(TABLES))}; 'figures' (MNIST figures); 'report' (only regenerate)",
+    )
     parser.add_argument("--results-dir", default="results", help="records and summaries (default: results)")
     parser.add_argument("--doc", default="docs/RESULTS.md", help="generated document")
     parser.add_argument("--data-dir", help="data root (default: $MEMAE_DATA, else ~/.cache/memae/data)")
@@ -42,23 +45,28 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _options(args: argparse.Namespace, results: Path) -> RunOptions:
+    return RunOptions(
+        results_dir=results,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        datasets=args.datasets,
+        methods=args.methods,
+        classes=args.classes,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        progress=not args.no_progress,
+        overrides=_overrides(args.set),
+    )
+
+
 def handle(args: argparse.Namespace) -> int:
     results = Path(args.results_dir)
-    if args.table != "report":
-        spec = get_table(args.table)
-        spec.run(
-            RunOptions(
-                results_dir=results,
-                data_dir=Path(args.data_dir) if args.data_dir else None,
-                datasets=args.datasets,
-                methods=args.methods,
-                classes=args.classes,
-                seeds=args.seeds,
-                epochs=args.epochs,
-                progress=not args.no_progress,
-                overrides=_overrides(args.set),
-            )
-        )
+    if args.table == "figures":
+        from memae.reproduce.figures import make_figures
+
+        make_figures(_options(args, results), Path(args.doc).parent / "figures")
+    elif args.table != "report":
+        get_table(args.table).run(_options(args, results))
     for spec in TABLES.values():
         write_summary(results, spec)
     doc = write_results_doc(results, Path(args.doc))

@@ -9,6 +9,7 @@ import numpy as np
 
 from memae.data.protocols import one_class_split
 from memae.metrics import roc_auc
+from memae.reproduce.figures import figures_markdown
 from memae.reproduce.methods import get_method
 from memae.reproduce.records import RunKey, record_exists, write_record
 from memae.reproduce.tables import RunOptions, TableSpec, register_table, write_summary
@@ -131,6 +132,7 @@ SPEC = register_table(
         metrics=("auc",),
         paper=PAPER,
         run=run,
+        extra=figures_markdown,
         notes=(
             "Protocol (SPEC §6): each class in turn is normal; its samples (official train and "
             "test pooled) are split 2:1 into train and test, anomalies from the other classes make "

@@ -85,8 +85,9 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
     lines = [f"## {spec.title}", ""]
     if spec.notes:
         lines += [spec.notes, ""]
+    extra = spec.extra(results_dir) if spec.extra is not None else ""
     if not records:
-        return "\n".join([*lines, "No runs recorded yet.", ""])
+        return "\n".join([*lines, "No runs recorded yet.", "", extra])
     datasets = sorted(set(summary) | set(spec.paper))
     if len(spec.metrics) == 1:
         lines += ["| method | " + " | ".join(f"{d} (ours) | {d} (paper)" for d in datasets) + " |"]
@@ -130,9 +131,7 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
         f"(records under `results/runs/{spec.name}/`, commits {', '.join(c[:12] for c in commits)}).",
         "",
     ]
-    if spec.extra is not None:
-        lines.append(spec.extra(results_dir))
-    return "\n".join(lines)
+    return "\n".join([*lines, extra])
 
 
 def _methods(spec: TableSpec, summary: dict[str, Any], dataset: str | None = None) -> list[str]:
