@@ -178,6 +178,40 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("inspect")
+def _inspect(args: argparse.Namespace) -> int:
+    from memae.detector import MemAEDetector
+    from memae.diagnostics import inspect_memory, slots_figure
+    from memae.io import load_array
+
+    detector = MemAEDetector.load(args.checkpoint, device=args.device)
+    report = inspect_memory(detector, load_array(args.data, args.key))
+    print(report.summary())
+    if args.out:
+        out = Path(args.out)
+        text = json.dumps(report.to_dict(), indent=2)
+        atomic_write(out / "memory.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+        written = [out / "memory.json"]
+        if len(detector.input_shape_) in (3, 4):
+            written.append(slots_figure(detector, report, out / "slots.png", k=args.slots))
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+@command("train-video")
+def _train_video(args: argparse.Namespace) -> int:
+    from memae.video.cli import train_video
+
+    return train_video(args)
+
+
+@command("score-video")
+def _score_video(args: argparse.Namespace) -> int:
+    from memae.video.cli import score_video
+
+    return score_video(args)
+
+
 @command("info")
 def _info(args: argparse.Namespace) -> int:
     if args.checkpoint:
@@ -248,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--key", help="array name inside an .npz file")
 
+    inspect_ = sub.add_parser(
+        "inspect", help="memory diagnostics over a dataset: slot usage, entropy, dead slots, collapse"
+    )
+    inspect_.add_argument("checkpoint")
+    inspect_.add_argument("--data", required=True, help=".npy, .npz or .csv")
+    inspect_.add_argument("--key", help="array name inside an .npz file")
+    inspect_.add_argument("--out", help="folder for memory.json (and slots.png for image models)")
+    inspect_.add_argument("--slots", type=int, default=16, help="slots to decode in slots.png (default 16)")
+    inspect_.add_argument("--device", default="cpu")
+
     info = sub.add_parser("info", help="show versions, variants and backbones, or a checkpoint's metadata")
     info.add_argument("checkpoint", nargs="?")
 
@@ -259,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     from memae.reproduce.cli import add_parser as add_reproduce
 
     add_reproduce(sub)
+
+    from memae.video.cli import add_parsers as add_video
+
+    add_video(sub)
     return parser
 
 

@@ -44,3 +44,21 @@ def test_export_of_a_corrupt_checkpoint_is_one_line_error(tmp_path, capsys) -> N
     assert (
         len(err) == 1 and err[0].startswith("memae: error:") and "not a readable memae checkpoint" in err[0]
     )
+
+
+def test_inspect_prints_diagnostics_and_writes_json_and_slots(images, tmp_path, capsys) -> None:
+    model, data, _ = images
+    assert main(["inspect", model, "--data", data, "--out", str(tmp_path), "--slots", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "memory: 10 slots" in out and "dead slots" in out
+    report = json.loads((tmp_path / "memory.json").read_text())
+    assert report["n_queries"] == 36 and len(report["usage"]) == 10
+    assert (tmp_path / "slots.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_inspect_with_data_of_another_shape_is_one_line_error(images, tmp_path, capsys) -> None:
+    model, _, _ = images
+    np.save(tmp_path / "rgb.npy", np.zeros((2, 3, 12, 12), np.float32))
+    assert main(["inspect", model, "--data", str(tmp_path / "rgb.npy")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["memae: error: expected X of shape (N, 1, 12, 12), got (2, 3, 12, 12)"]
