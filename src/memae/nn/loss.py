@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from memae.config import ModelConfig, get_variant
-from memae.nn.functional import addressing_entropy
+from memae.nn.fused import addressing_entropy
 from memae.nn.model import Reconstruction
 
 

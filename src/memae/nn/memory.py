@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from memae.nn import functional as MF
+from memae.nn import fused
 
 
 class MemoryOutput(NamedTuple):
@@ -73,8 +74,8 @@ class MemoryModule(nn.Module):
         last = query.dim() - 1
         rows = query.movedim(1, last)  # channels last: (B, *spatial, C)
         flat = rows.reshape(-1, self.slot_dim)
-        weights = MF.address(flat, self.memory, self.shrink_threshold, self.similarity)
-        read = MF.read(weights, self.memory)
+        # MF.address then MF.read, as one autograd node (memae.nn.fused)
+        read, weights = fused.address_read(flat, self.memory, self.shrink_threshold, self.similarity)
         lead = rows.shape[:-1]
         return MemoryOutput(
             read=read.reshape(*lead, self.slot_dim).movedim(last, 1),

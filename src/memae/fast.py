@@ -1,0 +1,144 @@
+"""Faster execution of the same network: batch norm folded into convs, channels-last layouts.
+
+Nothing here changes the maths: :func:`inference_model` returns a copy of a trained
+:class:`~memae.nn.MemAE` whose scores equal the original's (eval mode) within float
+rounding, and :func:`use_channels_last` only changes how activations are laid out in memory.
+The tests in ``tests/unit/test_fast.py`` hold each path to that; ``benchmarks/`` measures
+what each one is worth (``docs/PERFORMANCE.md``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from memae.nn.model import MemAE
+
+MemoryFormat = Literal["contiguous", "channels_last", "auto"]
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_DECONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode with every batch norm that directly follows a
+    (transposed) convolution in an ``nn.Sequential`` folded into that convolution.
+
+    In eval mode ``BN(conv(x)) = γ (conv(x) − μ) / sqrt(σ² + ε) + β`` is itself a
+    convolution: its weights scaled per output channel by ``s = γ / sqrt(σ² + ε)`` and its
+    bias ``(b − μ) s + β``. The folded batch norm becomes ``nn.Identity``.
+    """
+    folded = copy.deepcopy(model).eval()
+    for seq in folded.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            conv, norm = seq[i], seq[i + 1]
+            if isinstance(conv, _CONVS + _DECONVS) and isinstance(norm, _NORMS) and _foldable(conv, norm):
+                _fold_into(conv, norm)
+                seq[i + 1] = nn.Identity()
+    return folded
+
+
+def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
+    return (
+        norm.running_mean is not None
+        and norm.running_var is not None
+        and conv.groups == 1
+        and norm.num_features == conv.out_channels
+    )
+
+
+def _fold_into(conv: nn.Module, norm: nn.Module) -> None:
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.affine:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale + (norm.bias if norm.affine else 0.0)
+    # Conv weights are (out, in, *k); transposed-conv weights are (in, out, *k).
+    axis = 1 if isinstance(conv, _DECONVS) else 0
+    shape = [1] * conv.weight.dim()
+    shape[axis] = -1
+    conv.weight.mul_(scale.view(shape))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    conv.bias = nn.Parameter(bias * scale + shift, requires_grad=conv.bias is not None)
+
+
+def _inplace_activations(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.ReLU | nn.LeakyReLU):
+            module.inplace = True
+
+
+def _channels_last_format(dims: int) -> torch.memory_format:
+    return torch.channels_last if dims == 4 else torch.channels_last_3d
+
+
+def use_channels_last(model: nn.Module) -> list[RemovableHandle]:
+    """Run every 2-D/3-D (transposed) convolution of ``model`` on channels-last inputs.
+
+    Adds a forward pre-hook to each convolution that re-lays its input out as
+    ``channels_last`` (4-D) or ``channels_last_3d`` (5-D); parameters, their names and the
+    ``state_dict`` are untouched. The layers between convolutions keep whatever layout
+    they are given, so the hooks are no-ops after the first. Returns the hook handles
+    (``handle.remove()`` undoes it).
+    """
+
+    def to_channels_last(_: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        x = args[0]
+        if x.dim() not in (4, 5):
+            return args
+        return (x.contiguous(memory_format=_channels_last_format(x.dim())), *args[1:])
+
+    handles = []
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+            handles.append(module.register_forward_pre_hook(to_channels_last))
+    return handles
+
+
+def _has_convs(model: nn.Module) -> bool:
+    return any(isinstance(m, _CONVS + _DECONVS) for m in model.modules())
+
+
+def resolve_memory_format(memory_format: MemoryFormat, model: nn.Module, device: torch.device) -> str:
+    """``"auto"``: channels-last for conv nets on CUDA and CPU, contiguous otherwise."""
+    if memory_format not in ("contiguous", "channels_last", "auto"):
+        raise ValueError(
+            f"memory_format must be 'contiguous', 'channels_last' or 'auto', got {memory_format!r}"
+        )
+    if memory_format != "auto":
+        return memory_format
+    return "channels_last" if _has_convs(model) and device.type in ("cpu", "cuda") else "contiguous"
+
+
+def inference_model(
+    model: MemAE,
+    *,
+    fold: bool = True,
+    memory_format: MemoryFormat = "auto",
+    compile: bool = False,
+) -> nn.Module:
+    """A copy of ``model`` for scoring: eval mode, batch norm folded, in-place activations,
+    channels-last convolutions where ``memory_format`` says so, optionally ``torch.compile``.
+
+    Scores equal ``model``'s in eval mode within float rounding. The copy shares nothing
+    with ``model``: train the original further and call this again.
+    """
+    device = next(model.parameters()).device
+    fast = fold_batchnorm(model) if fold else copy.deepcopy(model).eval()
+    _inplace_activations(fast)
+    if resolve_memory_format(memory_format, fast, device) == "channels_last":
+        use_channels_last(fast)
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    if compile:
+        return torch.compile(fast)  # type: ignore[return-value]
+    return fast
+
+
+__all__ = ["fold_batchnorm", "inference_model", "resolve_memory_format", "use_channels_last"]

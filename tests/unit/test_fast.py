@@ -1,0 +1,109 @@
+import pytest
+import torch
+from torch import nn
+
+from memae import ModelConfig
+from memae.fast import fold_batchnorm, inference_model, resolve_memory_format, use_channels_last
+from memae.nn import build_model, memae_loss, reconstruction_error
+
+SHAPES = {
+    "mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "video-small": (1, 8, 32, 32),
+    "conv": (3, 8, 12),
+    "kddcup": (20,),
+}
+
+
+def _trained_looking(name: str) -> tuple[nn.Module, ModelConfig]:
+    """A model whose batch norms have non-trivial statistics and affine parameters."""
+    width = 0.25 if name == "video-small" else 1.0
+    model, config = build_model(ModelConfig(SHAPES[name], backbone=name, width=width, memory_size=20))
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                n = module.num_features
+                module.running_mean.copy_(torch.randn(n, generator=generator) * 0.3)
+                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
+    return model.eval(), config
+
+
+def _x(name: str, n: int = 3) -> torch.Tensor:
+    return torch.randn(n, *SHAPES[name], generator=torch.Generator().manual_seed(5))
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+def test_inference_model_scores_equal_the_plain_model(name: str, memory_format: str) -> None:
+    model, _ = _trained_looking(name)
+    x = _x(name)
+    with torch.inference_mode():
+        plain = model(x)
+        fast = inference_model(model, memory_format=memory_format)(x)  # type: ignore[arg-type]
+    torch.testing.assert_close(fast.output, plain.output, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast.weights, plain.weights, rtol=1e-4, atol=1e-6)
+    for reduction in ("mse", "l2") if x.dim() > 2 else ("mse",):
+        torch.testing.assert_close(
+            reconstruction_error(x, fast.output, reduction),
+            reconstruction_error(x, plain.output, reduction),
+            rtol=1e-4,
+            atol=1e-7,
+        )
+
+
+def test_folding_removes_every_batch_norm_and_leaves_the_original_alone() -> None:
+    model, _ = _trained_looking("video-small")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules())
+    assert any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("transposed", [True, False])
+def test_fold_handles_missing_bias_and_non_affine_norms(affine: bool, transposed: bool) -> None:
+    conv = (nn.ConvTranspose2d if transposed else nn.Conv2d)(3, 5, 3, padding=1, bias=False)
+    norm = nn.BatchNorm2d(5, affine=affine)
+    norm.running_mean.uniform_(-1, 1)
+    norm.running_var.uniform_(0.5, 2)
+    net = nn.Sequential(conv, norm).eval()
+    x = torch.randn(2, 3, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(fold_batchnorm(net)(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mnist", "video-small"])
+def test_channels_last_training_gives_the_same_gradients(name: str) -> None:
+    model, config = _trained_looking(name)
+    model.train()
+    x = _x(name, 4)
+    memae_loss(x, model(x), config).total.backward()
+    expected = {k: p.grad.clone() for k, p in model.named_parameters()}  # type: ignore[union-attr]
+    model.zero_grad()
+    keys = list(model.state_dict())
+    handles = use_channels_last(model)
+    memae_loss(x, model(x), config).total.backward()
+    assert list(model.state_dict()) == keys
+    # A conv bias right before a training-mode batch norm has a gradient of exactly 0 in
+    # exact arithmetic, so only rounding noise: compare on the scale of all gradients.
+    scale = max(float(g.abs().max()) for g in expected.values())
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, expected[k], rtol=1e-3, atol=1e-5 * scale, msg=k)
+    for handle in handles:
+        handle.remove()
+    assert not any(m._forward_pre_hooks for m in model.modules())
+
+
+def test_auto_memory_format() -> None:
+    conv, _ = _trained_looking("mnist")
+    mlp, _ = _trained_looking("kddcup")
+    cpu = torch.device("cpu")
+    assert resolve_memory_format("auto", conv, cpu) == "channels_last"
+    assert resolve_memory_format("auto", mlp, cpu) == "contiguous"
+    with pytest.raises(ValueError, match="memory_format must be"):
+        resolve_memory_format("nhwc", conv, cpu)  # type: ignore[arg-type]
