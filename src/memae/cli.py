@@ -212,6 +212,22 @@ def _score_video(args: argparse.Namespace) -> int:
     return score_video(args)
 
 
+@command("report")
+def _report(args: argparse.Namespace) -> int:
+    from memae.detector import MemAEDetector
+    from memae.io import load_array
+    from memae.report import write_report
+
+    detector = MemAEDetector.load(args.checkpoint, device=args.device)
+    X = load_array(args.data, args.key)
+    labels = load_array(args.labels, args.labels_key) if args.labels else None
+    path = write_report(
+        detector, X, args.out, labels=labels, title=f"memae report: {Path(args.checkpoint).name}"
+    )
+    print(f"wrote {path}")
+    return 0
+
+
 @command("info")
 def _info(args: argparse.Namespace) -> int:
     if args.checkpoint:
@@ -291,6 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_.add_argument("--out", help="folder for memory.json (and slots.png for image models)")
     inspect_.add_argument("--slots", type=int, default=16, help="slots to decode in slots.png (default 16)")
     inspect_.add_argument("--device", default="cpu")
+
+    report = sub.add_parser(
+        "report", help="HTML report of a checkpoint on a dataset: metrics, figures, diagnostics"
+    )
+    report.add_argument("checkpoint")
+    report.add_argument("--data", required=True, help=".npy, .npz or .csv")
+    report.add_argument("--key", help="array name inside an .npz data file")
+    report.add_argument("--labels", help="0 (normal) / 1 (anomaly) per sample: .npy, .npz or .csv")
+    report.add_argument("--labels-key", help="array name inside an .npz labels file")
+    report.add_argument("--out", required=True, help="folder for index.html and its figures")
+    report.add_argument("--device", default="cpu")
 
     info = sub.add_parser("info", help="show versions, variants and backbones, or a checkpoint's metadata")
     info.add_argument("checkpoint", nargs="?")

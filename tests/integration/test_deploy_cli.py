@@ -62,3 +62,20 @@ def test_inspect_with_data_of_another_shape_is_one_line_error(images, tmp_path, 
     assert main(["inspect", model, "--data", str(tmp_path / "rgb.npy")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["memae: error: expected X of shape (N, 1, 12, 12), got (2, 3, 12, 12)"]
+
+
+def test_report_writes_an_html_page(images, tmp_path, capsys) -> None:
+    model, data, labels = images
+    out = tmp_path / "report"
+    assert main(["report", model, "--data", data, "--labels", labels, "--out", str(out)]) == 0
+    assert f"wrote {out / 'index.html'}" in capsys.readouterr().out
+    assert json.loads((out / "report.json").read_text())["metrics"]["auc"] > 0.5
+
+
+def test_report_with_one_class_labels_is_one_line_error(images, tmp_path, capsys) -> None:
+    model, data, _ = images
+    np.save(tmp_path / "zeros.npy", np.zeros(36))
+    argv = ["report", model, "--data", data, "--labels", str(tmp_path / "zeros.npy"), "--out", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "only class 0; the AUC and the ROC curve need both" in err[0]

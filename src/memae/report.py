@@ -1,0 +1,280 @@
+"""An HTML report of a trained detector on a dataset: metrics, figures, diagnostics.
+
+``write_report`` writes ``index.html``, ``report.json`` (every number in the page) and the
+PNG figures it links into one folder: the score histogram with the threshold, the ROC
+curve and the metrics when labels are given, the training curves, the memory diagnostics
+with decoded slots, and the most anomalous and most normal samples with their
+reconstructions and error maps.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memae.checkpoint import atomic_write
+from memae.viz import _pyplot, image_grid
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 70em; margin: 2em auto; padding: 0 1em; color: #222 }
+table { border-collapse: collapse; margin: .5em 0 1em }
+td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: left }
+.warn { color: #a40; font-weight: bold }
+img { max-width: 100%; margin: .5em 0 }
+"""
+
+
+def check_labels(labels: Any, n: int) -> np.ndarray:
+    """0/1 labels for ``n`` samples with both classes present, or a ``ValueError`` naming
+    what is wrong (length, values, a single class)."""
+    labels = np.asarray(labels).ravel()
+    if labels.shape[0] != n:
+        raise ValueError(f"expected {n} labels (one per sample), got {labels.shape[0]}")
+    if not np.issubdtype(labels.dtype, np.number) and labels.dtype != bool:
+        raise TypeError(f"labels must be 0 (normal) / 1 (anomaly) numbers, got dtype {labels.dtype}")
+    values = sorted(set(np.unique(labels).tolist()))
+    if not set(values) <= {0, 1}:
+        raise ValueError(f"labels must be 0 (normal) and 1 (anomaly), got values {values}")
+    if len(values) < 2:
+        raise ValueError(
+            f"the labels hold only class {int(values[0])}; the AUC and the ROC curve need both "
+            "normal (0) and anomalous (1) samples (leave the labels out for a report without metrics)"
+        )
+    return labels.astype(int)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    plt = _pyplot()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _histogram(scores: np.ndarray, labels: np.ndarray | None, threshold: float, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    bins = np.histogram_bin_edges(np.append(scores, threshold), bins=40)
+    groups = (
+        [("all samples", scores)]
+        if labels is None
+        else [("normal", scores[labels == 0]), ("anomalous", scores[labels == 1])]
+    )
+    for name, values in groups:
+        ax.hist(values, bins=bins, alpha=0.6, label=name)
+    ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4g}")
+    ax.set_xlabel("anomaly score (reconstruction error)")
+    ax.set_ylabel("samples")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _roc(labels: np.ndarray, scores: np.ndarray, auc: float, path: Path) -> Path:
+    from sklearn.metrics import roc_curve
+
+    plt = _pyplot()
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot(fpr, tpr, label=f"AUC {auc:.4f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def _training(history: Any, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(range(1, len(history.train_loss) + 1), history.train_loss, label="training")
+    if history.val_loss:
+        ax.plot(range(1, len(history.val_loss) + 1), history.val_loss, label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    return _save(fig, path)
+
+
+def _examples(detector: Any, X: np.ndarray, scores: np.ndarray, k: int, out: Path) -> list[tuple[str, Path]]:
+    """Most anomalous and most normal samples, their reconstructions and error maps."""
+    order = np.argsort(scores)
+    groups = [("most anomalous", order[::-1][:k]), ("most normal", order[:k])]
+    figures = []
+    for name, index in groups:
+        x = X[index]
+        rec = detector.reconstruct(x)
+        path = out / f"examples-{name.replace(' ', '-')}.png"
+        caption = f"{name}: " + ", ".join(f"#{i} ({scores[i]:.3g})" for i in index)
+        if x.ndim == 2:
+            plt = _pyplot()
+            fig, ax = plt.subplots(figsize=(6, 0.4 * len(index) + 1))
+            image = ax.imshow((x - rec) ** 2, aspect="auto", cmap="magma")
+            ax.set_yticks(range(len(index)), [f"#{i}" for i in index])
+            ax.set_xlabel("feature")
+            ax.set_title(f"{name}: squared reconstruction error per feature", fontsize=9)
+            fig.colorbar(image, ax=ax)
+            figures.append((caption, _save(fig, path)))
+            continue
+        if x.ndim == 5:  # clips: the middle frame
+            x, rec = x[:, :, x.shape[2] // 2], rec[:, :, rec.shape[2] // 2]
+        error = ((x - rec) ** 2).mean(axis=1, keepdims=True)
+        rows = [x, rec, error]
+        titles = ["input", "reconstruction", "error map"]
+        figures.append((caption, image_grid(rows, titles, path, title=f"{name} samples")))
+    return figures
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    cells = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows
+    )
+    return f"<table>{cells}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.5g}"
+    return str(value)
+
+
+def _img(path: Path, caption: str = "") -> str:
+    text = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    image = f'<img src="{html.escape(path.name)}" alt="{html.escape(caption or path.stem)}">'
+    return f"<figure>{image}{text}</figure>"
+
+
+def write_report(
+    detector: Any,
+    X: Any,
+    out: str | os.PathLike[str],
+    *,
+    labels: Any = None,
+    title: str = "memae report",
+    examples: int = 6,
+) -> Path:
+    """Write the report of fitted ``detector`` on ``X`` into the folder ``out``; returns the
+    path of ``index.html``. ``labels`` (0 normal / 1 anomaly, both present) add the metrics."""
+    from memae import __version__
+    from memae.diagnostics import inspect_memory, slots_figure
+    from memae.metrics import precision_recall_f1, roc_auc
+    from memae.validation import as_float_array, check_sample_shape
+
+    array = as_float_array(X)
+    check_sample_shape(array, detector.input_shape_)
+    y = None if labels is None else check_labels(labels, len(array))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    scores = detector.decision_function(array)
+    predicted = detector.labels_from_scores(scores)
+    cfg = detector.model_config_
+    numbers: dict[str, Any] = {
+        "memae_version": __version__,
+        "samples": len(array),
+        "flagged": int(predicted.sum()),
+        "threshold": {
+            "rule": detector.threshold,
+            "value": detector.threshold_,
+            "source": detector.threshold_source_,
+        },
+        "score_quantiles": dict(
+            zip(
+                ("min", "p25", "median", "p75", "p95", "max"),
+                np.percentile(scores, [0, 25, 50, 75, 95, 100]).tolist(),
+                strict=True,
+            )
+        ),
+    }
+    sections = []
+    model_rows = [
+        ("variant", cfg.variant),
+        ("backbone", cfg.backbone),
+        ("input shape", tuple(detector.input_shape_)),
+        (
+            "memory",
+            f"{cfg.memory_size} slots, λ = {cfg.shrink_threshold:.4g}, {cfg.similarity}, {cfg.addressing}"
+            if detector.model_.memory is not None
+            else "none (a variant without memory)",
+        ),
+        ("epochs", len(detector.history_.train_loss)),
+        ("final training loss", detector.history_.train_loss[-1] if detector.history_.train_loss else "–"),
+        (
+            "threshold",
+            f"{detector.threshold_:.5g} ({detector.threshold}, from {detector.threshold_source_} scores)",
+        ),
+        ("score", f"reconstruction error ({detector.score_reduction}), higher = more anomalous"),
+    ]
+    sections.append("<h2>Model</h2>" + _table(model_rows))
+    if detector.history_.train_loss:
+        sections.append(_img(_training(detector.history_, out / "training.png"), "loss per epoch"))
+
+    q = numbers["score_quantiles"]
+    score_rows = [
+        ("samples", len(array)),
+        ("flagged anomalous", f"{int(predicted.sum())} ({100 * predicted.mean():.1f} %)"),
+        *((f"score {k}", v) for k, v in q.items()),
+    ]
+    sections.append("<h2>Scores</h2>" + _table(score_rows))
+    sections.append(_img(_histogram(scores, y, detector.threshold_, out / "scores.png"), "score histogram"))
+
+    if y is not None:
+        from sklearn.metrics import average_precision_score
+
+        auc = roc_auc(y, scores)
+        prf = precision_recall_f1(y, predicted)
+        numbers["metrics"] = {
+            "auc": auc,
+            "average_precision": float(average_precision_score(y, scores)),
+            "precision": prf.precision,
+            "recall": prf.recall,
+            "f1": prf.f1,
+            "anomalies": int(y.sum()),
+        }
+        metric_rows = [(k.replace("_", " "), v) for k, v in numbers["metrics"].items()]
+        sections.append(
+            "<h2>Metrics (anomaly = positive class; precision/recall/F1 at the threshold)</h2>"
+            + _table(metric_rows)
+            + _img(_roc(y, scores, auc, out / "roc.png"), "ROC curve")
+        )
+
+    if detector.model_.memory is not None:
+        report = inspect_memory(detector, array)
+        numbers["memory"] = report.to_dict()
+        warnings = "".join(f'<p class="warn">warning: {html.escape(w)}</p>' for w in report.warnings)
+        memory_rows = [
+            ("queries", report.n_queries),
+            (
+                "addressing entropy (nats per query)",
+                f"{report.mean_entropy:.4g} of at most {report.max_entropy:.4g}",
+            ),
+            ("effective slots", f"{report.effective_slots:.1f} of {report.n_slots}"),
+            ("dead slots (never weighted ≥ 1/N)", report.dead_slots),
+            ("empty queries (no slot above λ)", f"{100 * report.empty_query_share:.2f} %"),
+        ]
+        body = "<h2>Memory</h2>" + warnings + _table(memory_rows)
+        if len(detector.input_shape_) in (3, 4):
+            body += _img(
+                slots_figure(detector, report, out / "slots.png"),
+                "the most used slots decoded alone (prototype-like only when the addressing is sparse)",
+            )
+        sections.append(body)
+
+    k = max(1, min(examples, len(array)))
+    figures = _examples(detector, array, scores, k, out)
+    sections.append("<h2>Examples</h2>" + "".join(_img(path, caption) for caption, path in figures))
+
+    json_text = json.dumps(numbers, indent=2)
+    atomic_write(out / "report.json", lambda p: Path(p).write_text(json_text, encoding="utf-8"))
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>memae {html.escape(__version__)}; every number is also in "
+        f"<a href='report.json'>report.json</a>.</p>" + "".join(sections) + "</body></html>"
+    )
+    return atomic_write(out / "index.html", lambda p: Path(p).write_text(page, encoding="utf-8"))
