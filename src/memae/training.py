@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, TensorDataset
 
 from memae.config import ModelConfig, TrainConfig
 from memae.nn.loss import memae_loss, reconstruction_error
@@ -75,7 +75,7 @@ def fit_model(
     device = resolve_device(train.device)
     model.to(device)
     sampler = EpochSampler(len(data), train.seed)  # type: ignore[arg-type]
-    loader = DataLoader(data, batch_size=train.batch_size, sampler=sampler, num_workers=train.num_workers)
+    loader = _loader(data, sampler, train.batch_size, train.num_workers)
     steps_per_epoch = -(-len(data) // train.batch_size)  # type: ignore[arg-type]
     optimizer, scheduler = make_optimizer(model, train)
     start = checkpointer.restore(model, optimizer, scheduler) if checkpointer else None
@@ -129,6 +129,15 @@ def fit_model(
                 model, optimizer, scheduler, ResumePoint(epoch + 1, 0, dataclasses.asdict(history))
             )
     return history
+
+
+def _loader(data: Dataset, sampler: EpochSampler, batch_size: int, num_workers: int) -> DataLoader:
+    """Batches in the sampler's order. In-memory tensors are indexed a batch at a time
+    (one gather per batch instead of one ``__getitem__`` per sample and a collate)."""
+    if isinstance(data, TensorDataset):
+        batches = BatchSampler(sampler, batch_size, drop_last=False)
+        return DataLoader(data, sampler=batches, batch_size=None, num_workers=num_workers)
+    return DataLoader(data, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
 
 
 def _ordered(data: Dataset, batch_size: int) -> DataLoader:
