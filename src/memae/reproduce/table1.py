@@ -101,6 +101,9 @@ def run(options: RunOptions) -> None:
     bar = tqdm(todo, desc="table1", unit="run", disable=not options.progress)
     for dataset, seed, normal, method in bar:
         bar.set_postfix_str(f"{dataset} class {normal} seed {seed} {method}")
+        key = RunKey("table1", dataset, method, seed, normal)
+        if record_exists(options.results_dir, key):  # written meanwhile by another worker
+            continue
         if dataset not in loaded:
             loaded[dataset] = load_dataset(dataset, options.data_dir)
         X, y = loaded[dataset]
@@ -110,7 +113,6 @@ def run(options: RunOptions) -> None:
         scores = get_method(method).fn(split.train, split.val, split.test, seed, cfg)
         seconds = time.perf_counter() - start
         auc = roc_auc(split.test_labels, scores)
-        key = RunKey("table1", dataset, method, seed, normal)
         write_record(
             options.results_dir,
             key,

@@ -73,6 +73,8 @@ def run(options: RunOptions) -> None:
     bar = tqdm(todo, desc="table3", unit="run", disable=not options.progress)
     for seed, method in bar:
         bar.set_postfix_str(f"seed {seed} {method}")
+        if record_exists(options.results_dir, RunKey("table3", "kddcup99", method, seed)):
+            continue  # written meanwhile by another worker
         if data is None:
             data = load_kddcup(options.data_dir, binary=proto["binary"])
         split = dagmm_split(data, seed=seed, test_fraction=proto["test_fraction"], scaling=proto["scaling"])
