@@ -12,7 +12,6 @@ from typing import Any
 import torch
 
 from memae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from memae.config import ModelConfig
 from memae.nn.model import MemAE, build_model
 from memae.training import History, fit_model, resolve_device
 from memae.video.clips import ClipDataset, FrameStore
@@ -36,11 +35,22 @@ class TrainedVideoModel:
         return evaluate(self.model, store, self.experiment.frames.clip_len, self.experiment.scoring, device)
 
 
+class _OutOfTime(Exception):
+    pass
+
+
 def train_video_model(
-    experiment: VideoExperiment, train_store: FrameStore, seed: int | None = None
+    experiment: VideoExperiment,
+    train_store: FrameStore,
+    seed: int | None = None,
+    time_budget: float | None = None,
 ) -> TrainedVideoModel:
     """Train ``experiment.model`` on the clips of ``train_store`` (seeded by ``seed`` or
-    ``experiment.train.seed``) without touching the global random state."""
+    ``experiment.train.seed``) without touching the global random state.
+
+    With ``time_budget`` (seconds) training stops after the last epoch that is expected to
+    end within it; the returned experiment's ``train.epochs`` says how many ran.
+    """
     train_cfg = experiment.train if seed is None else dataclasses.replace(experiment.train, seed=seed)
     if train_store.frame_shape != experiment.frames.size:
         raise ValueError(
@@ -48,10 +58,22 @@ def train_video_model(
         )
     clips = ClipDataset(train_store.frames, experiment.frames.clip_len, experiment.frames.train_stride)
     start = time.perf_counter()
+    seen: list[History] = []
+
+    def on_epoch(epoch: int, history: History) -> None:
+        seen[:] = [history]
+        elapsed = time.perf_counter() - start
+        if time_budget is not None and elapsed * (epoch + 2) / (epoch + 1) > time_budget:
+            raise _OutOfTime
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(train_cfg.seed)
         model, resolved = build_model(experiment.model)
-        history = fit_model(model, resolved, train_cfg, clips)
+        try:
+            history = fit_model(model, resolved, train_cfg, clips, on_epoch=on_epoch)
+        except _OutOfTime:
+            history = seen[0]
+            train_cfg = dataclasses.replace(train_cfg, epochs=len(history.train_loss))
     seconds = time.perf_counter() - start
     experiment = dataclasses.replace(experiment, model=resolved, train=train_cfg)
     return TrainedVideoModel(model, experiment, history, seconds)
@@ -107,10 +129,6 @@ def memory_usage(model: MemAE, store: FrameStore, clip_len: int, max_clips: int 
         "mean_active_slots": float(nonzero.sum(dim=1).float().mean()),
         "slots_used_fraction": float(nonzero.any(dim=0).float().mean()),
     }
-
-
-def model_config_of(trained: TrainedVideoModel) -> ModelConfig:
-    return trained.experiment.model
 
 
 __all__ = ["TrainedVideoModel", "load_video_model", "memory_usage", "save_video_model", "train_video_model"]

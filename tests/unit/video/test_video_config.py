@@ -122,3 +122,30 @@ def test_memory_usage_reports_zero_reads() -> None:
     trained.model.memory.shrink_threshold = 0.99
     assert memory_usage(trained.model, store, 4)["zero_read_fraction"] == 1.0
     assert memory_usage(train_video_model(_tiny_experiment("ae"), store).model, store, 4) == {}
+
+
+def test_time_budget_stops_after_the_epochs_that_fit() -> None:
+    exp = _tiny_experiment().with_train(epochs=50)
+    trained = train_video_model(exp, _store(), seed=0, time_budget=1e-6)
+    assert trained.experiment.train.epochs == 1 == len(trained.history.train_loss)
+    full = train_video_model(exp.with_train(epochs=2), _store(), seed=0, time_budget=1e6)
+    assert full.experiment.train.epochs == 2
+
+
+def test_runtime_is_measured_per_scored_frame_and_recorded(tmp_path: Path) -> None:
+    import json
+
+    from video_formats import frames_of, write_images
+
+    from memae.data.video import VideoSource
+    from memae.video.runtime import measure_runtime, record_runtime
+
+    paths = write_images(tmp_path / "v", frames_of(9, 0), [f"{k:03d}.png" for k in range(9)])
+    row = measure_runtime(_tiny_experiment(), VideoSource("v", tuple(paths)), device="cpu", max_frames=7)
+    assert row["frames"] == 7
+    assert 0 < row["model_seconds_per_frame"] <= row["end_to_end_seconds_per_frame"]
+    assert row["end_to_end_frames_per_second"] == pytest.approx(1 / row["end_to_end_seconds_per_frame"])
+    record_runtime(tmp_path, "tiny @ cpu", row)
+    record_runtime(tmp_path, "other", row)
+    table = json.loads((tmp_path / "video_runtime.json").read_text())
+    assert set(table) == {"tiny @ cpu", "other"} and "machine" in table["other"]
