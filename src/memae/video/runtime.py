@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ def measure_runtime(
         "end_to_end_seconds_per_frame": total / n,
         "end_to_end_frames_per_second": n / total,
         "decode_seconds_per_frame": min(d for _, d, _ in runs) / n,
+        # Other work on the machine slows every figure; the 1-minute load average says how much.
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 
