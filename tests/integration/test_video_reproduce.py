@@ -12,7 +12,14 @@ from PIL import Image
 
 from memae.reproduce.records import load_records
 from memae.reproduce.tables import RunOptions, write_results_doc
-from memae.reproduce.video import TABLE2, TABLE4, run_memory_sweep, run_table2, run_table4
+from memae.reproduce.video import (
+    TABLE2,
+    TABLE4,
+    run_memory_sweep,
+    run_table2,
+    run_table4,
+    scoring_ablation,
+)
 
 TEST_GT = [(5, 9), (1, 4)]
 
@@ -111,9 +118,19 @@ def test_video_tables_sweep_and_figures(options: RunOptions, tmp_path: Path) -> 
     assert set(sizes) == {4, 10} and "reused_from" in sizes[10] and "reused_from" not in sizes[4]
     run_table4(options)  # regenerates the figures, now with the sweep
 
+    # Re-scoring the checkpoints under the named options reproduces the recorded AUC and
+    # the authors' alignment figure for the same option.
+    ablation = scoring_ablation(options.results_dir, options.data_dir, patch_sizes=(4,))
+    for r in load_records(options.results_dir, "table2"):
+        row = ablation[f"ucsd_ped2 {r['method']} seed {r['seed']}"]
+        assert row["center / l2"] == pytest.approx(r["metrics"]["auc"], abs=1e-6)
+        assert row["authors [8:-7] / l2"] == pytest.approx(r["auc_authors_alignment"], abs=1e-6)
+        assert row["center / l2 / no per-video min-max"] == pytest.approx(r["auc_raw_errors"], abs=1e-6)
+        assert "center / patch-max 4px" in row
+
     figures = Path(options.overrides["figures_dir"])
     for name in ("fig4_memory_size.png", "fig5_ped2_normality.png", "fig6_ped2_error_maps.png"):
         assert (figures / name).stat().st_size > 1000
     doc = write_results_doc(options.results_dir, tmp_path / "docs" / "RESULTS.md").read_text()
     assert TABLE2.title in doc and TABLE4.title in doc
-    assert "AUC (authors' [8:-7])" in doc and "| 4 |" in doc
+    assert "AUC (authors' [8:-7])" in doc and "| 4 |" in doc and "| center / patch-max 4px |" in doc

@@ -104,6 +104,7 @@ def score_video(args: argparse.Namespace) -> int:
         experiment.scoring.reduction,
         experiment.scoring.batch_size,
         args.device,
+        experiment.scoring.patch_size,
     )
     p = normality(errors)
     out = Path(args.out)

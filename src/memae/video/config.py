@@ -13,9 +13,9 @@ import yaml
 from memae.config import ModelConfig, TrainConfig, config_from_dict
 
 Alignment = Literal["center", "authors"]
-ClipReduction = Literal["l2", "mse"]
+ClipReduction = Literal["l2", "mse", "patch-max"]
 ALIGNMENTS: tuple[str, ...] = ("center", "authors")
-CLIP_REDUCTIONS: tuple[str, ...] = ("l2", "mse")
+CLIP_REDUCTIONS: tuple[str, ...] = ("l2", "mse", "patch-max")
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,15 @@ class ScoringConfig:
     clip but, like the authors' evaluation (``labels[8:-7]`` for L = 16), leaves out the
     first L/2 and last L/2 − 1 frames of each video.
     ``reduction``: per-clip error, ``"l2"`` (per-pixel ℓ2 norm over channels, mean over
-    T×H×W: the authors' score) or ``"mse"``.
+    T×H×W: the authors' score), ``"mse"``, or ``"patch-max"`` (not in the paper: the
+    per-pixel ℓ2 error averaged over T and over ``patch_size``² windows at half-window
+    stride, then the largest window, so a small anomaly is not averaged away by the frame).
     """
 
     alignment: Alignment = "center"
     reduction: ClipReduction = "l2"
     batch_size: int = 32
+    patch_size: int = 8
 
     def __post_init__(self) -> None:
         if self.alignment not in ALIGNMENTS:
@@ -68,6 +71,8 @@ class ScoringConfig:
             raise ValueError(f"reduction must be one of {CLIP_REDUCTIONS}, got {self.reduction!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1, got {self.patch_size}")
 
 
 @dataclass(frozen=True)

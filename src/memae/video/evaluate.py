@@ -72,7 +72,14 @@ def evaluate(
     videos = []
     for name, frames, labels in zip(store.names, store.frames, store.labels, strict=True):
         index, errors = frame_errors(
-            model, frames, clip_len, scoring.alignment, scoring.reduction, scoring.batch_size, device
+            model,
+            frames,
+            clip_len,
+            scoring.alignment,
+            scoring.reduction,
+            scoring.batch_size,
+            device,
+            scoring.patch_size,
         )
         videos.append(
             VideoScores(

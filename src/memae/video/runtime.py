@@ -61,7 +61,14 @@ def measure_runtime(
             frames = frames[:max_frames]
         t1 = time.perf_counter()
         _, errors = frame_errors(
-            model, frames, clip_len, scoring.alignment, scoring.reduction, scoring.batch_size, dev
+            model,
+            frames,
+            clip_len,
+            scoring.alignment,
+            scoring.reduction,
+            scoring.batch_size,
+            dev,
+            scoring.patch_size,
         )
         normality(errors)
         _sync(dev)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from memae.metrics import roc_auc
 from memae.nn.loss import reconstruction_error
@@ -45,6 +46,23 @@ def align_frames(n_frames: int, clip_len: int, alignment: str = "center") -> Fra
     return FrameAlignment(frames, starts)
 
 
+def clip_error(
+    x: torch.Tensor, output: torch.Tensor, reduction: str = "l2", patch_size: int = 8
+) -> torch.Tensor:
+    """Per-clip error of (B, C, T, H, W) clips -> (B,).
+
+    ``"l2"``/``"mse"`` as :func:`memae.nn.loss.reconstruction_error`; ``"patch-max"``: the
+    per-pixel ℓ2 error over channels, averaged over T and over ``patch_size``² windows
+    (stride ``patch_size // 2``), then the largest window.
+    """
+    if reduction != "patch-max":
+        return reconstruction_error(x, output, reduction)
+    per_pixel = (output - x).pow(2).sum(dim=1).sqrt().mean(dim=1, keepdim=True)  # (B, 1, H, W)
+    k = min(patch_size, per_pixel.shape[-2], per_pixel.shape[-1])
+    windows = F.avg_pool2d(per_pixel, kernel_size=k, stride=max(1, k // 2))
+    return windows.flatten(1).amax(dim=1)
+
+
 @torch.inference_mode()
 def clip_errors(
     model: MemAE,
@@ -54,11 +72,11 @@ def clip_errors(
     reduction: str = "l2",
     batch_size: int = 32,
     device: torch.device | str = "cpu",
+    patch_size: int = 8,
 ) -> np.ndarray:
     """Reconstruction error of each clip ``frames[s : s + clip_len]`` (eval mode).
 
-    ``frames``: (T, H, W) in [−1, 1]. ``reduction``: ``"l2"`` (per-pixel ℓ2 over channels,
-    mean over T×H×W, the authors' score) or ``"mse"``.
+    ``frames``: (T, H, W) in [−1, 1]. ``reduction``: see :func:`clip_error`.
     """
     model.eval()
     device = torch.device(device)
@@ -67,7 +85,7 @@ def clip_errors(
     for i in range(0, len(starts), batch_size):
         batch = torch.stack([frames[s : s + clip_len] for s in starts[i : i + batch_size]]).unsqueeze(1)
         batch = batch.to(device)
-        out.append(reconstruction_error(batch, model(batch).output, reduction).cpu())
+        out.append(clip_error(batch, model(batch).output, reduction, patch_size).cpu())
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
@@ -79,11 +97,12 @@ def frame_errors(
     reduction: str = "l2",
     batch_size: int = 32,
     device: torch.device | str = "cpu",
+    patch_size: int = 8,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(scored frame indices, e_u)`` of one video; each distinct clip is run once."""
     aligned = align_frames(len(frames), clip_len, alignment)
     unique, inverse = np.unique(aligned.starts, return_inverse=True)
-    errors = clip_errors(model, frames, unique, clip_len, reduction, batch_size, device)
+    errors = clip_errors(model, frames, unique, clip_len, reduction, batch_size, device, patch_size)
     return aligned.frames, errors[inverse]
 
 
@@ -141,6 +160,7 @@ def error_maps(
 __all__ = [
     "FrameAlignment",
     "align_frames",
+    "clip_error",
     "clip_errors",
     "error_maps",
     "frame_errors",

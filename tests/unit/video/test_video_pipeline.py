@@ -141,6 +141,23 @@ def test_clip_error_reductions() -> None:
     assert mse == pytest.approx(float(diff.pow(2).mean()), rel=1e-5)
 
 
+def test_patch_max_reduction_finds_a_small_error_the_mean_dilutes() -> None:
+    from memae.video.scoring import clip_error
+
+    x = torch.zeros(2, 1, 4, 16, 16)
+    out = torch.zeros_like(x)
+    out[0, 0, :, 2:6, 8:12] = 1.0  # a 4x4 error in every frame
+    out[1] += 0.0625  # the same total error spread over the frame
+    mean = clip_error(x, out, "l2")
+    patch = clip_error(x, out, "patch-max", patch_size=4)
+    assert mean[0] == pytest.approx(mean[1])
+    assert patch[0] == pytest.approx(1.0) and patch[1] == pytest.approx(0.0625)
+    # A window at half-window stride: the 4x4 block at rows 2-5 straddles windows; 8x8 windows see 16/64.
+    assert clip_error(x, out, "patch-max", patch_size=8)[0] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="reduction"):
+        ScoringConfig(reduction="max")  # type: ignore[arg-type]
+
+
 def test_frame_errors_reuse_the_clip_of_each_frame() -> None:
     model, store = _model(), _store()
     frames, errors = frame_errors(model, store.frames[0], 4, "center", "l2")
