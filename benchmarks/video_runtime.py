@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--video", type=int, default=0, help="index of the Ped2 test video (default 0)")
     parser.add_argument("--max-frames", type=int, help="score only the first frames (for slow set-ups)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up pass (slow set-ups)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--results-dir", default="results")
@@ -41,7 +42,9 @@ def main() -> None:
     else:
         experiment, model = load_experiment(args.config), None
     video = ucsd_auto(data_dir(args.data_dir) / "ucsd_ped2", 2, "test").videos[args.video]
-    row = measure_runtime(experiment, video, model, args.device, args.max_frames, args.repeats)
+    row = measure_runtime(
+        experiment, video, model, args.device, args.max_frames, args.repeats, not args.no_warmup
+    )
     key = f"{experiment.name} @ {row['device']} ({row['torch_threads']} threads)"
     path = record_runtime(Path(args.results_dir), key, row)
     print(

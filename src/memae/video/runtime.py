@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from memae.checkpoint import atomic_write
@@ -18,7 +19,7 @@ from memae.provenance import machine
 from memae.training import resolve_device
 from memae.video.clips import FrameStore
 from memae.video.config import VideoExperiment
-from memae.video.scoring import frame_errors, normality
+from memae.video.scoring import align_frames, frame_errors, normality
 
 RUNTIME_FILE = "video_runtime.json"
 
@@ -35,13 +36,16 @@ def measure_runtime(
     device: str = "auto",
     max_frames: int | None = None,
     repeats: int = 1,
+    warmup: bool = True,
 ) -> dict[str, Any]:
     """Seconds per frame to score ``video`` (its first ``max_frames`` frames) with the
     experiment's model and scoring: model only (clips already decoded, forward passes and
     error reduction), and end to end (from the files on disk to per-frame normality).
 
     The time does not depend on the weights, so an untrained ``model`` (the default) serves.
-    Each figure is the best of ``repeats`` runs after one warm-up pass.
+    Each figure is the best of ``repeats`` runs, after one warm-up pass if ``warmup``.
+    With the centred alignment a video of n frames needs n − L + 1 clips, so a short
+    excerpt costs fewer clips per frame than a whole video: the row records both counts.
     """
     dev = resolve_device(device)
     if model is None:
@@ -60,6 +64,8 @@ def measure_runtime(
         if max_frames is not None:
             frames = frames[:max_frames]
         t1 = time.perf_counter()
+        starts = align_frames(len(frames), clip_len, scoring.alignment).starts
+        clips.append(len(np.unique(starts)))
         _, errors = frame_errors(
             model,
             frames,
@@ -75,7 +81,9 @@ def measure_runtime(
         t2 = time.perf_counter()
         return len(errors), t1 - t0, t2 - t1
 
-    end_to_end()  # warm-up: allocator, cuDNN autotuning, file cache
+    clips: list[int] = []
+    if warmup:
+        end_to_end()  # allocator, cuDNN autotuning, file cache
     runs = [end_to_end() for _ in range(max(repeats, 1))]
     n = runs[0][0]
     total = min(d + m for _, d, m in runs)
@@ -85,6 +93,8 @@ def measure_runtime(
         "device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
         "torch_threads": torch.get_num_threads(),
         "frames": n,
+        "clips": clips[-1],
+        "model_seconds_per_clip": model_only / clips[-1],
         "clip_len": clip_len,
         "input_shape": list(experiment.frames.input_shape),
         "model_seconds_per_frame": model_only / n,

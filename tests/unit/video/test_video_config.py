@@ -142,7 +142,7 @@ def test_runtime_is_measured_per_scored_frame_and_recorded(tmp_path: Path) -> No
 
     paths = write_images(tmp_path / "v", frames_of(9, 0), [f"{k:03d}.png" for k in range(9)])
     row = measure_runtime(_tiny_experiment(), VideoSource("v", tuple(paths)), device="cpu", max_frames=7)
-    assert row["frames"] == 7
+    assert row["frames"] == 7 and row["clips"] == 7 - 4 + 1
     assert 0 < row["model_seconds_per_frame"] <= row["end_to_end_seconds_per_frame"]
     assert row["end_to_end_frames_per_second"] == pytest.approx(1 / row["end_to_end_seconds_per_frame"])
     record_runtime(tmp_path, "tiny @ cpu", row)
