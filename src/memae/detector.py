@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import numbers
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -145,6 +146,16 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         )
 
     def _check_params(self) -> None:
+        for name, kind, optional in _PARAM_TYPES:
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, kind):
+                expected = "an integer" if kind is numbers.Integral else "a number"
+                raise TypeError(
+                    f"{name} must be {expected}{' or None' if optional else ''}, "
+                    f"got {value!r} ({type(value).__name__})"
+                )
         check_threshold_params(
             self.threshold, self.threshold_percentile, self.contamination, self.threshold_value
         )
@@ -178,6 +189,11 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         self._check_params()
         array = as_float_array(X)
         shape = tuple(int(s) for s in array.shape[1:])
+        if self.score_reduction == "l2" and array.ndim == 2:
+            raise ValueError(
+                "score_reduction='l2' needs channel-first images or clips, "
+                f"got tabular X of shape {array.shape}"
+            )
         model_config = self._model_config(shape)
         stored = read_fingerprint(training_state) if training_state is not None and resume else None
         if self.random_state is not None:
@@ -216,6 +232,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model, resolved = build_model(model_config)
+            _check_batch_norm_batches(model, resolved, len(train_data), train_config.batch_size)
             history = fit_model(
                 model,
                 resolved,
@@ -233,6 +250,12 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             self.n_features_in_ = shape[0]
         self.decision_scores_ = self._score_tensor(data)
         self.validation_scores_ = self._score_tensor(val_data) if len(val_data) else np.zeros(0)
+        if not np.isfinite(self.decision_scores_).all():
+            raise ValueError(
+                "training produced non-finite scores on the training data (values beyond float32 range "
+                f"after preprocessing {method!r}, or a diverged run): scale the data "
+                "(preprocessing='standard') or lower lr"
+            )
         self._set_threshold()
         return self
 
@@ -289,7 +312,10 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         return next(self.model_.parameters()).device
 
     def _score_tensor(self, data: torch.Tensor) -> np.ndarray:
-        return score(self.model_, data, max(self.batch_size, 256), self._device(), self.score_reduction)
+        scores = score(self.model_, data, max(self.batch_size, 256), self._device(), self.score_reduction)
+        # A finite input whose error overflows float32 (inf - inf inside the net) is as far
+        # from normal as a score gets: +inf, flagged anomalous, never a NaN that compares as normal.
+        return np.where(np.isnan(scores), np.inf, scores)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly score of each sample: its reconstruction error (higher = more anomalous)."""
@@ -408,6 +434,40 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         detector.threshold_source_ = str(scoring.get("threshold_source", "training"))
         detector.labels_ = detector.labels_from_scores(scores)
         return detector
+
+
+#: (parameter, type, may be None) checked at fit: a clear TypeError instead of one from deep inside.
+_PARAM_TYPES: tuple[tuple[str, type, bool], ...] = (
+    ("width", numbers.Real, False),
+    ("memory_size", numbers.Integral, True),
+    ("shrink_threshold", numbers.Real, True),
+    ("entropy_weight", numbers.Real, False),
+    ("l1_weight", numbers.Real, False),
+    ("epochs", numbers.Integral, False),
+    ("batch_size", numbers.Integral, False),
+    ("lr", numbers.Real, False),
+    ("weight_decay", numbers.Real, False),
+    ("validation_fraction", numbers.Real, False),
+    ("contamination", numbers.Real, False),
+    ("threshold_percentile", numbers.Real, False),
+    ("threshold_value", numbers.Real, True),
+    ("random_state", numbers.Integral, True),
+)
+
+
+def _check_batch_norm_batches(model: MemAE, config: ModelConfig, n_train: int, batch_size: int) -> None:
+    """Batch norm on a 1×1 encoding sees one value per channel in a batch of one sample and
+    cannot train; name the cause and the fix before training starts."""
+    spatial = model.latent_shape[1:]
+    has_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if not has_norm or not spatial or int(np.prod(spatial)) != 1:
+        return
+    if min(n_train, batch_size) == 1 or n_train % batch_size == 1:
+        raise ValueError(
+            f"backbone {config.backbone!r} encodes samples of shape {config.input_shape} to a 1x1 map, "
+            f"where batch norm needs at least 2 samples per batch; {n_train} training sample(s) in "
+            f"batches of {batch_size} leave a batch of one: change batch_size or give more samples"
+        )
 
 
 def _fit_scaling(array: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:

@@ -25,9 +25,18 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError as err:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {name!r} was asked for, but this torch has no CUDA device; use 'cpu' or 'auto'"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device {name!r} was asked for, but Apple MPS is not available; use 'cpu' or 'auto'"
+        )
+    return device
 
 
 @dataclass

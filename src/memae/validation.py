@@ -35,12 +35,17 @@ def as_float_array(X: Any, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name} is empty: got shape {array.shape}, expected at least one sample")
     if 0 in array.shape[1:]:
         raise ValueError(f"{name} has a zero-sized sample dimension: shape {array.shape}")
-    array = array.astype(np.float32, copy=False)
-    finite = np.isfinite(array)
-    if not finite.all():
-        bad = int(array.size - finite.sum())
+    if not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s); expected finite numbers")
-    return array
+    with np.errstate(over="ignore"):
+        converted = array.astype(np.float32, copy=False)
+    if not np.isfinite(converted).all():
+        bad = int(converted.size - np.isfinite(converted).sum())
+        raise ValueError(
+            f"{name} has {bad} value(s) beyond the float32 range (|x| > 3.4e38) that memae computes in"
+        )
+    return converted
 
 
 def check_sample_shape(array: np.ndarray, expected: Sequence[int], name: str = "X") -> None:

@@ -199,6 +199,8 @@ _VIDEO_STRIDES = [(1, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2)]
 
 @register_backbone("video", "authors' 3-D video net: Conv3 96-128-256-256, N=2000, per location")
 def _video(input_shape: Shape, width: float) -> Backbone:
+    if len(input_shape) != 4:
+        raise ValueError(f"backbone 'video' takes (C, T, H, W) clips, got samples of shape {input_shape}")
     enc, dec, latent = conv_autoencoder(
         input_shape, _scaled([96, 128, 256, 256], width), _VIDEO_STRIDES, _leaky
     )
