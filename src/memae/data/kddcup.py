@@ -72,20 +72,19 @@ def load_kddcup(
     bad = next((i for i, r in enumerate(rows) if len(r) != width), None)
     if bad is not None:
         raise ValueError(f"{path}: line {bad + 1} has {len(rows[bad])} fields, expected {width}")
-    table = np.array(rows, dtype=object)
+    fields = list(zip(*rows, strict=True))  # one tuple of strings per column
     columns: list[str] = []
     blocks: list[np.ndarray] = []
-    for j, (name, kind) in enumerate(names):
-        values = table[:, j]
-        binary_column = kind == "symbolic" and set(np.unique(values)) <= {"0", "1"}
-        if kind == "continuous" or (binary_column and binary == "keep"):
-            blocks.append(values.astype(np.float64)[:, None])
+    for (name, kind), values in zip(names, fields, strict=False):
+        if kind == "continuous" or (binary == "keep" and set(values) <= {"0", "1"}):
+            blocks.append(np.array(values, dtype=np.float64)[:, None])
             columns.append(name)
         else:
-            categories = sorted(set(values))
-            blocks.append((values[:, None] == np.array(categories)[None, :]).astype(np.float64))
-            columns += [f"{name}={c}" for c in categories]
-    labels = table[:, -1].astype(str)
+            index = {c: i for i, c in enumerate(sorted(set(values)))}
+            codes = np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+            blocks.append(np.eye(len(index))[codes])
+            columns += [f"{name}={c}" for c in index]
+    labels = np.array(fields[-1])
     return KDDData(np.hstack(blocks), (labels == ANOMALY_LABEL).astype(np.int64), labels, tuple(columns))
 
 

@@ -1,0 +1,34 @@
+"""Checks on the real datasets; skipped when the data root does not hold them."""
+
+import numpy as np
+import pytest
+
+from memae.data.paths import data_dir
+
+pytestmark = pytest.mark.slow
+
+
+def _need(*parts: str) -> None:
+    if not data_dir().joinpath(*parts).exists():
+        pytest.skip(f"{'/'.join(parts)} not under the data root ({data_dir()})")
+
+
+def test_mnist_has_the_published_class_counts() -> None:
+    _need("mnist", "train-images-idx3-ubyte.gz")
+    from memae.data.mnist import load_mnist
+
+    X, y = load_mnist()
+    assert X.shape == (70000, 1, 28, 28)
+    train = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    test = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    np.testing.assert_array_equal(np.bincount(y), np.add(train, test))
+
+
+def test_kddcup_encodes_to_118_features_with_20_percent_anomalies() -> None:
+    _need("kddcup99", "kddcup.data_10_percent.gz")
+    from memae.data.kddcup import load_kddcup
+
+    data = load_kddcup()
+    assert data.X.shape == (494021, 118)
+    assert int(data.y.sum()) == 97278
+    assert np.isfinite(data.X).all()
