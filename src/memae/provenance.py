@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import subprocess
@@ -10,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 
+@functools.cache
 def git_commit(path: str | os.PathLike[str] | None = None) -> str | None:
-    """The commit of the checkout holding ``path`` (``+dirty`` when it has changes), or None."""
+    """The commit of the checkout holding ``path`` (``+dirty`` when it has changes), or None.
+
+    Read once per process, so a long job's records name the code it started with.
+    """
     cwd = Path(path) if path else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(

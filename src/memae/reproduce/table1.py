@@ -9,6 +9,7 @@ import numpy as np
 
 from memae.data.protocols import one_class_split
 from memae.metrics import roc_auc
+from memae.provenance import git_commit
 from memae.reproduce.figures import figures_markdown
 from memae.reproduce.methods import get_method
 from memae.reproduce.records import RunKey, record_exists, write_record
@@ -96,6 +97,8 @@ def run(options: RunOptions) -> None:
         g for g in grid if not record_exists(options.results_dir, RunKey("table1", g[0], g[3], g[1], g[2]))
     ]
     from tqdm.auto import tqdm
+
+    git_commit()  # pin the commit this job starts from for all its records
 
     loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     bar = tqdm(todo, desc="table1", unit="run", disable=not options.progress)

@@ -9,6 +9,7 @@ import numpy as np
 
 from memae.data.kddcup import KDDData, dagmm_split, load_kddcup, top_fraction_threshold
 from memae.metrics import precision_recall_f1
+from memae.provenance import git_commit
 from memae.reproduce.methods import get_method
 from memae.reproduce.records import RunKey, record_exists, write_record
 from memae.reproduce.tables import RunOptions, TableSpec, register_table, write_summary
@@ -66,6 +67,8 @@ def run(options: RunOptions) -> None:
         g for g in grid if not record_exists(options.results_dir, RunKey("table3", "kddcup99", g[1], g[0]))
     ]
     from tqdm.auto import tqdm
+
+    git_commit()  # pin the commit this job starts from for all its records
 
     cfg = settings(options)
     proto = cfg["protocol"]
