@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -375,12 +375,13 @@ def _resize_gray(image: object, size: tuple[int, int] | None) -> np.ndarray:
     return np.asarray(gray, dtype=np.uint8)
 
 
-def iter_video_file(path: Path) -> list[object]:
-    """Every frame of a video file as a Pillow image, in order."""
+def iter_video_file(path: Path, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+    """The frames of a video file one at a time, grayscale uint8 (resized to ``size``)."""
     av = _import_av()
     try:
         with av.open(str(path)) as container:
-            return [frame.to_image() for frame in container.decode(video=0)]
+            for frame in container.decode(video=0):
+                yield _resize_gray(frame.to_image(), size)
     except av.error.FFmpegError as err:  # type: ignore[attr-defined]
         raise ValueError(f"{path} is not a readable video: {err}") from err
 
@@ -393,8 +394,7 @@ def decode_frames(video: VideoSource, size: tuple[int, int] | None = None) -> np
     from PIL import Image
 
     if isinstance(video.frames, Path):
-        images = iter_video_file(video.frames)
-        frames = [_resize_gray(img, size) for img in images]
+        frames = list(iter_video_file(video.frames, size))
     else:
         frames = []
         for path in video.frames:
