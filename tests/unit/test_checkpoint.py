@@ -173,3 +173,11 @@ def test_version_1_checkpoints_without_digests_still_load(saved: str, tmp_path) 
     path = tmp_path / "old.memae"
     save_file(tensors, str(path), metadata={"memae": json.dumps(meta)})
     assert MemAEDetector.load(path).threshold_ == MemAEDetector.load(saved).threshold_
+
+
+def test_unknown_config_keys_in_a_checkpoint_are_named(saved: str, tmp_path) -> None:
+    def extra_key(tensors, meta):  # type: ignore[no-untyped-def]
+        meta["model_config"]["colour"] = "blue"
+
+    with pytest.raises(CheckpointError, match=r"unknown ModelConfig keys \['colour'\]"):
+        MemAEDetector.load(_rewrite(saved, tmp_path, extra_key))

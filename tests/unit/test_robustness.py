@@ -221,3 +221,20 @@ def test_validation_data_of_another_shape_is_named() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="X_val has 4 features, but the detector was fitted with 3"):
         MemAEDetector(**FAST).fit(rng.random((10, 3)), X_val=rng.random((3, 4)))
+
+
+@pytest.mark.parametrize(
+    "X, error, message",
+    [
+        ([[1.0, 2.0], [3.0]], ValueError, "X must be a rectangular array, got ragged input"),
+        (np.ones((4, 3), np.complex64), TypeError, "X must hold real numbers, got dtype complex64"),
+        (np.zeros((5, 0)), ValueError, r"X has a zero-sized sample dimension: shape \(5, 0\)"),
+        ([[1, 2], [3, 4]], None, None),  # nested lists of numbers are fine
+    ],
+)
+def test_ragged_complex_and_zero_width_input(X, error, message) -> None:
+    if error is None:
+        assert MemAEDetector(**FAST).fit(X).decision_scores_.shape == (2,)
+        return
+    with pytest.raises(error, match=message):
+        MemAEDetector(**FAST).fit(X)
