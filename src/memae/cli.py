@@ -103,6 +103,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume and state.exists():
         progress = read_metadata(state).get("progress", {})
         print(f"resuming from {state} at epoch {progress.get('epoch')}, step {progress.get('step')}")
+    elif state.exists():
+        print(f"starting afresh: discarding the training state at {state} (--resume continues it)")
     detector = MemAEDetector(**params).fit(
         X, X_val=X_val, training_state=state, resume=args.resume, checkpoint_every=args.checkpoint_every
     )
