@@ -171,7 +171,7 @@ def score(model: RefMemAE, x: torch.Tensor, reduction: str = "mse") -> np.ndarra
             err = torch.sqrt(torch.sum(diff**2, dim=1)).view(x.shape[0], -1).mean(dim=1)
         else:
             err = (diff**2).view(x.shape[0], -1).mean(dim=1)
-    return err.numpy()
+    return err.cpu().numpy()
 
 
 class RefClipDataset(Dataset):

@@ -10,15 +10,20 @@ what each one is worth (``docs/PERFORMANCE.md``).
 from __future__ import annotations
 
 import copy
+import ctypes
+import ctypes.util
+import sys
 from typing import Literal
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from memae.nn.model import MemAE
+from memae.nn.model import MemAE, Reconstruction
 
 MemoryFormat = Literal["contiguous", "channels_last", "auto"]
+Precision = Literal["fp32", "bf16", "fp16"]
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _DECONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -116,19 +121,39 @@ def resolve_memory_format(memory_format: MemoryFormat, model: nn.Module, device:
     return "channels_last" if _has_convs(model) and device.type in ("cpu", "cuda") else "contiguous"
 
 
+class _Autocast(nn.Module):
+    """Runs a :class:`MemAE` under ``torch.autocast`` and returns float32 results."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> Reconstruction:
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            rec = self.model(x)
+        weights = None if rec.weights is None else rec.weights.float()
+        return Reconstruction(rec.output.float(), rec.latent.float(), weights)
+
+
 def inference_model(
     model: MemAE,
     *,
     fold: bool = True,
     memory_format: MemoryFormat = "auto",
+    precision: Precision = "fp32",
     compile: bool = False,
 ) -> nn.Module:
     """A copy of ``model`` for scoring: eval mode, batch norm folded, in-place activations,
-    channels-last convolutions where ``memory_format`` says so, optionally ``torch.compile``.
+    channels-last convolutions where ``memory_format`` says so, optionally mixed precision
+    (``"bf16"``/``"fp16"`` autocast, for GPUs) and ``torch.compile``.
 
-    Scores equal ``model``'s in eval mode within float rounding. The copy shares nothing
+    In float32 the scores equal ``model``'s in eval mode within float rounding; mixed
+    precision trades that for speed (about 1e-2 relative in bf16). The copy shares nothing
     with ``model``: train the original further and call this again.
     """
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {precision!r}")
     device = next(model.parameters()).device
     fast = fold_batchnorm(model) if fold else copy.deepcopy(model).eval()
     _inplace_activations(fast)
@@ -136,9 +161,59 @@ def inference_model(
         use_channels_last(fast)
     for p in fast.parameters():
         p.requires_grad_(False)
+    net: nn.Module = fast if precision == "fp32" else _Autocast(fast, _DTYPES[precision]).eval()
     if compile:
-        return torch.compile(fast)  # type: ignore[return-value]
-    return fast
+        return torch.compile(net)  # type: ignore[return-value]
+    return net
 
 
-__all__ = ["fold_batchnorm", "inference_model", "resolve_memory_format", "use_channels_last"]
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt  # noqa: B018 - glibc has it, musl does not
+        libc.malloc_trim  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def keep_freed_memory(enable: bool = True) -> bool:
+    """Let glibc's ``malloc`` keep freed memory for the next tensor instead of returning it
+    to the operating system. Process-wide; the ``memae`` command turns it on.
+
+    By default glibc serves every block above 32 MB (and, until it has seen one freed,
+    above 128 kB) with a fresh ``mmap`` and unmaps it on free, so each large activation of
+    every step is page-faulted in anew, which costs as much as the arithmetic on it on a
+    virtual machine. Enabled: no ``mmap``, no trimming, freed blocks are reused; the peak
+    memory is unchanged but the process keeps it until exit. ``enable=False`` restores
+    glibc's steady state (32 MB threshold, 64 MB trim) and returns free memory. Returns
+    ``False`` (and does nothing) where the C library is not glibc.
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    if enable:
+        ok = libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    else:
+        ok = (
+            libc.mallopt(_M_MMAP_MAX, 65536)
+            and libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
+            and libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
+        )
+        libc.malloc_trim(0)
+    return bool(ok)
+
+
+__all__ = [
+    "fold_batchnorm",
+    "inference_model",
+    "keep_freed_memory",
+    "resolve_memory_format",
+    "use_channels_last",
+]

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, TensorDataset
 
 from memae.config import ModelConfig, TrainConfig
+from memae.fast import inference_model
 from memae.nn.loss import memae_loss, reconstruction_error
 from memae.nn.model import MemAE
 from memae.resume import EpochSampler, ResumePoint, TrainingCheckpointer
@@ -168,20 +169,28 @@ def evaluate_loss(
     return total / max(count, 1)
 
 
-@torch.inference_mode()
 def score(
     model: MemAE,
     data: torch.Tensor | Dataset,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     reduction: str = "mse",
+    fast: bool = True,
 ) -> np.ndarray:
-    """Per-sample reconstruction errors (higher = more anomalous) in eval mode."""
+    """Per-sample reconstruction errors (higher = more anomalous) in eval mode.
+
+    ``fast`` scores with :func:`memae.fast.inference_model` (batch norm folded into the
+    convolutions, channels-last layouts): the same scores within float rounding. A tensor
+    is sliced into batches directly, a dataset goes through a loader.
+    """
     model.eval()
     device = torch.device(device)
-    dataset = TensorDataset(data) if isinstance(data, torch.Tensor) else data
-    out = [
-        reconstruction_error(x := _inputs(batch).to(device), model(x).output, reduction).cpu()
-        for batch in _ordered(dataset, batch_size)
-    ]
+    net = inference_model(model) if fast else model
+    batches = (
+        (data[i : i + batch_size] for i in range(0, len(data), batch_size))
+        if isinstance(data, torch.Tensor)
+        else (_inputs(batch) for batch in _ordered(data, batch_size))
+    )
+    with torch.inference_mode():
+        out = [reconstruction_error(x := b.to(device), net(x).output, reduction).cpu() for b in batches]
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)

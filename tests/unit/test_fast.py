@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -107,3 +108,34 @@ def test_auto_memory_format() -> None:
     assert resolve_memory_format("auto", mlp, cpu) == "contiguous"
     with pytest.raises(ValueError, match="memory_format must be"):
         resolve_memory_format("nhwc", conv, cpu)  # type: ignore[arg-type]
+
+
+def test_bf16_inference_is_close_and_returns_float32() -> None:
+    model, _ = _trained_looking("mnist")
+    x = _x("mnist")
+    with torch.inference_mode():
+        plain = model(x)
+        low = inference_model(model, precision="bf16")(x)
+    assert low.output.dtype == torch.float32
+    torch.testing.assert_close(low.output, plain.output, rtol=5e-2, atol=5e-2)
+    with pytest.raises(ValueError, match="precision must be"):
+        inference_model(model, precision="int8")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["mnist", "video-small", "kddcup"])
+def test_library_scoring_fast_path_equals_the_plain_path(name: str) -> None:
+    from torch.utils.data import TensorDataset
+
+    from memae.training import score
+
+    model, _ = _trained_looking(name)
+    x = _x(name, 7)
+    reduction = "l2" if name == "video-small" else "mse"
+    plain = score(model, x, batch_size=3, reduction=reduction, fast=False)
+    np.testing.assert_allclose(
+        score(model, x, batch_size=3, reduction=reduction), plain, rtol=1e-4, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        score(model, TensorDataset(x), batch_size=3, reduction=reduction), plain, rtol=1e-4, atol=1e-7
+    )
+    assert model.training is False and any(p.requires_grad for p in model.parameters())

@@ -23,10 +23,14 @@ _NORM_EPS = 1e-12  # F.normalize's default
 
 
 def _shrink(weights: torch.Tensor, threshold: float) -> torch.Tensor:
-    """``MF.hard_shrink`` with two temporaries, in the same order of float operations."""
-    shifted = weights - threshold
-    denominator = shifted.abs().add_(MF.SHRINK_EPS)
-    return shifted.relu_().mul_(weights).div_(denominator)
+    """``MF.hard_shrink`` with two temporaries and the same values.
+
+    ``|w − λ|`` may be replaced by ``relu(w − λ)`` in the denominator: where they differ
+    the numerator ``relu(w − λ) · w`` is 0 and the denominator stays ``≥ ε``.
+    """
+    shifted = (weights - threshold).relu_()
+    denominator = shifted + MF.SHRINK_EPS
+    return shifted.mul_(weights).div_(denominator)
 
 
 def _address_read(
@@ -72,26 +76,25 @@ class _AddressRead(torch.autograd.Function):
     def backward(ctx: Any, grad_read: torch.Tensor | None, grad_weights: torch.Tensor | None) -> Any:
         queries, memory, weights, soft, sums = ctx.saved_tensors
         threshold, kind = ctx.threshold, ctx.kind
-        grad_memory = torch.zeros_like(memory)
-        grad_w_hat = torch.zeros_like(weights) if grad_weights is None else grad_weights.clone()
-        if grad_read is not None:
-            grad_w_hat.addmm_(grad_read, memory.t())
-            grad_memory.addmm_(weights.t(), grad_read)
+        if grad_read is None:
+            grad_w_hat = grad_weights.clone()
+            grad_memory = torch.zeros_like(memory)
+        else:
+            if grad_weights is None:
+                grad_w_hat = grad_read @ memory.t()
+            else:
+                grad_w_hat = torch.addmm(grad_weights, grad_read, memory.t())
+            grad_memory = weights.t() @ grad_read
         if threshold > 0:
             # ŵ = h / max(Σh, ε): the L1 re-normalisation, then h = shrink(w) (Eq. 7).
             radial = (grad_w_hat * weights).sum(dim=1, keepdim=True) * (sums > MF.SHRINK_EPS)
             grad_h = grad_w_hat.sub_(radial).div_(sums.clamp_min(MF.SHRINK_EPS))
-            shifted = soft - threshold
-            # d/dw [(w-λ) w / (w-λ+ε)] = 1 + ε(λ-ε) / (w-λ+ε)² above λ, 0 at or below it.
-            slope = (
-                (shifted + MF.SHRINK_EPS)
-                .square_()
-                .reciprocal_()
-                .mul_(MF.SHRINK_EPS * (threshold - MF.SHRINK_EPS))
-            )
-            slope.add_(1.0).mul_(shifted > 0)
-            grad_soft = grad_h.mul_(slope)
-            del shifted, slope
+            # d/dw [(w-λ) w / (w-λ+ε)] = 1 + ε(λ-ε) / (w-λ+ε)² above λ, 0 at or below it;
+            # above λ is where ŵ > 0.
+            slope = (soft - (threshold - MF.SHRINK_EPS)).square_().reciprocal_()
+            slope.mul_(MF.SHRINK_EPS * (threshold - MF.SHRINK_EPS)).add_(1.0)
+            grad_soft = grad_h.mul_(slope.masked_fill_(weights <= 0, 0.0))
+            del slope
         else:
             grad_soft = grad_w_hat
         # softmax: w ⊙ (g - Σ g w)
@@ -132,25 +135,36 @@ def address_read(
     return read, weights
 
 
+def _rows(weights: torch.Tensor) -> torch.Tensor:
+    """Weights with the slots on dimension 1 as (queries, slots) rows; a view when the
+    slots are the innermost dimension in memory, as :class:`MemoryModule` returns them."""
+    return weights.movedim(1, -1).reshape(-1, weights.shape[1])
+
+
 class _Entropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weights: torch.Tensor, eps: float) -> torch.Tensor:  # type: ignore[override]
         ctx.eps = eps
         ctx.save_for_backward(weights)
-        return MF.addressing_entropy(weights, eps)
+        rows = _rows(weights)
+        # Σ_q Σ_i −ŵ log(ŵ + ε) / Q as one dot product of the flattened rows
+        logs = (rows + eps).log_()
+        return -torch.dot(rows.reshape(-1), logs.reshape(-1)) / max(rows.shape[0], 1)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
         (weights,) = ctx.saved_tensors
-        queries = weights.numel() // max(weights.shape[1], 1)
-        shifted = weights + ctx.eps
+        rows = _rows(weights)
+        shifted = rows + ctx.eps
         # d/dw [-w log(w + ε)] = -(log(w + ε) + w / (w + ε)), averaged over the queries
-        grad_weights = torch.div(weights, shifted).add_(shifted.log_()).mul_(-grad / max(queries, 1))
-        return grad_weights, None
+        grad_rows = torch.div(rows, shifted).add_(shifted.log_()).mul_(-grad / max(rows.shape[0], 1))
+        lead = weights.movedim(1, -1).shape
+        return grad_rows.view(lead).movedim(-1, 1), None
 
 
 def addressing_entropy(weights: torch.Tensor, eps: float = MF.ENTROPY_EPS) -> torch.Tensor:
-    """:func:`memae.nn.functional.addressing_entropy` as one autograd node (same value)."""
+    """:func:`memae.nn.functional.addressing_entropy` as one autograd node (the same
+    value up to the order of the summation)."""
     if _differentiable(weights):
         return _Entropy.apply(weights, eps)
     return MF.addressing_entropy(weights, eps)

@@ -67,9 +67,20 @@ def test_entropy_of_a_strided_view_matches_and_backpropagates() -> None:
     b = base.clone().requires_grad_()
     value = fused.addressing_entropy(a.movedim(-1, 1))
     expected = MF.addressing_entropy(b.movedim(-1, 1))
-    assert torch.equal(value, expected)
+    torch.testing.assert_close(value, expected, rtol=1e-12, atol=0)
     (2 * value).backward()
     (2 * expected).backward()
+    torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_entropy_of_contiguous_weights_with_slots_first() -> None:
+    base = torch.softmax(torch.randn(2, 10, 3, dtype=torch.float64), dim=1)
+    a = base.clone().requires_grad_()
+    b = base.clone().requires_grad_()
+    value, expected = fused.addressing_entropy(a), MF.addressing_entropy(b)
+    torch.testing.assert_close(value, expected, rtol=1e-12, atol=0)
+    value.backward()
+    expected.backward()
     torch.testing.assert_close(a.grad, b.grad)
 
 

@@ -1,0 +1,131 @@
+"""Timing side by side: interleaved repetitions, medians, paired ratios, peak memory, FLOPs.
+
+Absolute times on a shared machine mean little; the ratio of two implementations timed in
+turns within the same run does. :func:`interleave` runs every implementation once per
+repetition, rotating the order so none is always first, and :func:`summarise` reports the
+median time of each and the median of the per-repetition ratios against the reference.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleave(
+    units: dict[str, Callable[[], Any]],
+    repeats: int,
+    device: torch.device,
+    warmup: int = 1,
+    prepare: Callable[[str], Any] | None = None,
+) -> dict[str, list[float]]:
+    """Wall-clock seconds of each unit, ``repeats`` times, in rotating order.
+
+    ``prepare(name)`` runs untimed before every call of unit ``name``.
+    """
+    names = list(units)
+    prepare = prepare or (lambda name: None)
+    for _ in range(warmup):
+        for name in names:
+            prepare(name)
+            units[name]()
+    synchronize(device)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        if r % 2:
+            order.reverse()
+        for name in order:
+            prepare(name)
+            gc.collect()
+            synchronize(device)
+            start = time.perf_counter()
+            units[name]()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def summarise(times: dict[str, list[float]], reference: str, items: float) -> dict[str, dict[str, Any]]:
+    """Per unit: the times, their median, throughput (``items`` per median second) and, against
+    ``reference``, the median of the paired per-repetition speed-ups."""
+    out = {}
+    for name, ts in times.items():
+        ratios = [r / t for r, t in zip(times[reference], ts, strict=True)]
+        out[name] = {
+            "times_s": ts,
+            "median_s": statistics.median(ts),
+            "throughput": items / statistics.median(ts),
+            "speedup": statistics.median(ratios),
+            "speedup_min": min(ratios),
+            "speedup_max": max(ratios),
+        }
+    return out
+
+
+def peak_memory(fn: Callable[[], Any], device: torch.device) -> int:
+    """Bytes allocated on top of what was live before, at the peak of one call of ``fn``.
+
+    CUDA: the caching allocator's statistics. CPU: the allocation and free events of the
+    torch profiler, replayed in time order.
+    """
+    gc.collect()
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - before)
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = []
+    for e in prof.events():
+        nbytes = e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
+        if nbytes:
+            events.append((e.time_range.start, nbytes))
+    events.sort()
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return int(peak)
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """Floating-point operations of the matrix products and convolutions in one call."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, repeats: int = 5) -> dict[str, Any]:
+    """The best FLOP/s of square matrix products: this machine's practical ceiling."""
+    best: dict[str, Any] = {"flops_per_s": 0.0}
+    for n in (1024, 2048) if device.type == "cpu" else (4096, 8192):
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        a @ b
+        synchronize(device)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            synchronize(device)
+            rate = 2 * n**3 / (time.perf_counter() - start)
+            if rate > best["flops_per_s"]:
+                best = {"flops_per_s": rate, "n": n, "dtype": str(dtype).removeprefix("torch.")}
+    return best
