@@ -93,21 +93,29 @@ def _demo(args: argparse.Namespace) -> int:
 @command("train")
 def _train(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
+    from memae.distributed import init_from_env, shared_seed
     from memae.io import load_array
 
     params = detector_params_from(args)
-    params.setdefault("verbose", True)
+    # Under torchrun every rank trains its share (memae.distributed); rank 0 reports and saves.
+    ctx = init_from_env()
+    main_rank = ctx is None or ctx.is_main
+    if ctx is not None and params.get("random_state") is None:
+        params["random_state"] = shared_seed()
+    params.setdefault("verbose", main_rank)
     X = load_array(args.data, args.key)
     X_val = load_array(args.val_data, args.key) if args.val_data else None
     state = Path(args.state or f"{args.out}.state")
-    if args.resume and state.exists():
+    if main_rank and args.resume and state.exists():
         progress = read_metadata(state).get("progress", {})
         print(f"resuming from {state} at epoch {progress.get('epoch')}, step {progress.get('step')}")
-    elif state.exists():
+    elif main_rank and state.exists():
         print(f"starting afresh: discarding the training state at {state} (--resume continues it)")
     detector = MemAEDetector(**params).fit(
         X, X_val=X_val, training_state=state, resume=args.resume, checkpoint_every=args.checkpoint_every
     )
+    if not main_rank:
+        return 0
     path = detector.save(args.out)
     state.unlink(missing_ok=True)  # the finished model replaces the training state
     cfg = detector.model_config_
@@ -122,10 +130,14 @@ def _train(args: argparse.Namespace) -> int:
 @command("score")
 def _score(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
+    from memae.distributed import init_from_env
     from memae.io import load_array
 
+    ctx = init_from_env()  # under torchrun each rank scores a shard; rank 0 writes
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
     scores = detector.decision_function(load_array(args.data, args.key))
+    if ctx is not None and not ctx.is_main:
+        return 0
     labels = detector.labels_from_scores(scores)
     lines = [
         "index,score,label",
@@ -342,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from memae.fast import keep_freed_memory
+
+    keep_freed_memory()  # large tensors reuse freed memory instead of fresh page-faulted maps
     try:
         return _HANDLERS[args.command](args)
     except (ValueError, TypeError, OSError, CheckpointError, KeyError) as err:

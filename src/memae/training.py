@@ -11,6 +11,8 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, TensorDataset
 
 from memae.config import ModelConfig, TrainConfig
+from memae.distributed import DataParallel, sharded_scores
+from memae.distributed import current as current_process_group
 from memae.fast import inference_model
 from memae.nn.loss import memae_loss, reconstruction_error
 from memae.nn.model import MemAE
@@ -84,12 +86,20 @@ def fit_model(
     """
     device = resolve_device(train.device)
     model.to(device)
-    sampler = EpochSampler(len(data), train.seed)  # type: ignore[arg-type]
-    loader = _loader(data, sampler, train.batch_size, train.num_workers)
+    # Under torchrun: DistributedDataParallel over this rank's share of every global batch.
+    dp = DataParallel.begin(model, len(data), train.batch_size, train.seed)  # type: ignore[arg-type]
+    sampler = dp.sampler if dp else EpochSampler(len(data), train.seed)  # type: ignore[arg-type]
+    if dp:
+        loader = dp.loader(data, train.num_workers)
+    else:
+        loader = _loader(data, sampler, train.batch_size, train.num_workers)  # type: ignore[arg-type]
+    net = dp.module if dp else model
     steps_per_epoch = -(-len(data) // train.batch_size)  # type: ignore[arg-type]
     optimizer, scheduler = make_optimizer(model, train)
     start = checkpointer.restore(model, optimizer, scheduler) if checkpointer else None
     start = start or ResumePoint()
+    if dp and not dp.is_main:  # rank 0 carries the restored running loss sums
+        start.sums, start.count = torch.zeros_like(start.sums), 0
     history = History(**start.history)
     epochs = range(start.epoch, train.epochs)
     if train.progress:
@@ -100,25 +110,33 @@ def fit_model(
         model.train()
         step = start.step if epoch == start.epoch else 0
         sampler.set_epoch(epoch, skip=step * train.batch_size)
+        if dp:
+            dp.start_epoch()
         sums, count = (start.sums.clone(), start.count) if step else (torch.zeros(3, dtype=torch.float64), 0)
-        for batch in loader:
+        for i, batch in enumerate(loader):
             x = _inputs(batch).to(device, non_blocking=True)
-            terms = memae_loss(x, model(x), model_config)
+            rec = net(x)
+            terms = memae_loss(x, rec, model_config)
             optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
+            (dp.loss(terms.total, rec.output, x.shape[0], i) if dp else terms.total).backward()
             optimizer.step()
             n = x.shape[0]
-            sums += (
-                torch.stack(
-                    [terms.total.detach(), terms.reconstruction.detach(), terms.entropy.detach()]
-                ).cpu()
-                * n
-            )
+            if n:  # a rank's share of a short last global batch can be empty
+                sums += (
+                    torch.stack(
+                        [terms.total.detach(), terms.reconstruction.detach(), terms.entropy.detach()]
+                    ).cpu()
+                    * n
+                )
             count += n
             step += 1
             if checkpointer is not None and checkpointer.due(step, steps_per_epoch):
-                point = ResumePoint(epoch, step, dataclasses.asdict(history), sums, count)
-                checkpointer.save(model, optimizer, scheduler, point)
+                point_sums, point_count = dp.reduce(sums, count) if dp else (sums, count)
+                point = ResumePoint(epoch, step, dataclasses.asdict(history), point_sums, point_count)
+                if dp is None or dp.is_main:
+                    checkpointer.save(model, optimizer, scheduler, point)
+        if dp:
+            sums, count = dp.reduce(sums, count)
         if scheduler is not None:
             scheduler.step()
         means = (sums / max(count, 1)).tolist()
@@ -134,10 +152,12 @@ def fit_model(
             epochs.set_postfix(postfix)  # type: ignore[attr-defined]
         if on_epoch is not None:
             on_epoch(epoch, history)
-        if checkpointer is not None:
+        if checkpointer is not None and (dp is None or dp.is_main):
             checkpointer.save(
                 model, optimizer, scheduler, ResumePoint(epoch + 1, 0, dataclasses.asdict(history))
             )
+    if dp:
+        dp.end()
     return history
 
 
@@ -181,11 +201,21 @@ def score(
 
     ``fast`` scores with :func:`memae.fast.inference_model` (batch norm folded into the
     convolutions, channels-last layouts): the same scores within float rounding. A tensor
-    is sliced into batches directly, a dataset goes through a loader.
+    is sliced into batches directly, a dataset goes through a loader. Under torchrun every
+    rank scores a contiguous shard of a tensor and all ranks get all the scores.
     """
     model.eval()
     device = torch.device(device)
     net = inference_model(model) if fast else model
+    ctx = current_process_group()
+    if ctx is not None and isinstance(data, torch.Tensor):
+        return sharded_scores(lambda part: _scores(net, part, batch_size, device, reduction), data, ctx)
+    return _scores(net, data, batch_size, device, reduction)
+
+
+def _scores(
+    net: torch.nn.Module, data: torch.Tensor | Dataset, batch_size: int, device: torch.device, reduction: str
+) -> np.ndarray:
     batches = (
         (data[i : i + batch_size] for i in range(0, len(data), batch_size))
         if isinstance(data, torch.Tensor)
