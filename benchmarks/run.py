@@ -356,9 +356,8 @@ def video_suites(
 
         def memae_score() -> None:
             store = FrameStore.decode(sources, size)
-            net = inference_model(model)
-            for frames in store.frames:
-                frame_errors(net, frames, clip_len, "authors", "l2", w.score_batch, device)
+            for frames in store.frames:  # clip_errors scores with memae.fast.inference_model
+                frame_errors(model, frames, clip_len, "authors", "l2", w.score_batch, device)
 
         units = {
             "reference": lambda: ref_score(0),

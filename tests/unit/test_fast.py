@@ -139,3 +139,16 @@ def test_library_scoring_fast_path_equals_the_plain_path(name: str) -> None:
         score(model, TensorDataset(x), batch_size=3, reduction=reduction), plain, rtol=1e-4, atol=1e-7
     )
     assert model.training is False and any(p.requires_grad for p in model.parameters())
+
+
+def test_video_clip_errors_equal_the_plain_models() -> None:
+    from memae.video.scoring import clip_error, clip_errors
+
+    model, _ = _trained_looking("video-small")
+    frames = torch.rand(12, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    starts = [0, 2, 4]
+    got = clip_errors(model, frames, starts, clip_len=8, reduction="l2", batch_size=2)
+    clips = torch.stack([frames[s : s + 8] for s in starts]).unsqueeze(1)
+    with torch.inference_mode():
+        expected = clip_error(clips, model(clips).output, "l2").numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from memae.fast import inference_model
 from memae.metrics import roc_auc
 from memae.nn.loss import reconstruction_error
 from memae.nn.model import MemAE
@@ -79,13 +80,15 @@ def clip_errors(
     ``frames``: (T, H, W) in [−1, 1]. ``reduction``: see :func:`clip_error`.
     """
     model.eval()
+    # batch norm folded, channels-last convs (memae.fast): the same errors within rounding
+    net = inference_model(model)
     device = torch.device(device)
     starts = np.asarray(starts, dtype=np.int64)
     out = []
     for i in range(0, len(starts), batch_size):
         batch = torch.stack([frames[s : s + clip_len] for s in starts[i : i + batch_size]]).unsqueeze(1)
         batch = batch.to(device)
-        out.append(clip_error(batch, model(batch).output, reduction, patch_size).cpu())
+        out.append(clip_error(batch, net(batch).output, reduction, patch_size).cpu())
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
