@@ -9,6 +9,7 @@ median time of each and the median of the per-repetition ratios against the refe
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -28,10 +29,14 @@ def interleave(
     device: torch.device,
     warmup: int = 1,
     prepare: Callable[[str], Any] | None = None,
-) -> dict[str, list[float]]:
+    min_seconds: float = 0.2,
+) -> tuple[dict[str, list[float]], int]:
     """Wall-clock seconds of each unit, ``repeats`` times, in rotating order.
 
-    ``prepare(name)`` runs untimed before every call of unit ``name``.
+    ``prepare(name)`` runs untimed before every timed call of unit ``name``. A unit whose
+    first timed call is shorter than ``min_seconds`` is called ``loops`` times per timing
+    (the same ``loops`` for every unit, so throughputs compare); returns the times (of
+    ``loops`` calls each) and ``loops``.
     """
     names = list(units)
     prepare = prepare or (lambda name: None)
@@ -40,6 +45,14 @@ def interleave(
             prepare(name)
             units[name]()
     synchronize(device)
+    fastest = float("inf")
+    for name in names:
+        prepare(name)
+        start = time.perf_counter()
+        units[name]()
+        synchronize(device)
+        fastest = min(fastest, time.perf_counter() - start)
+    loops = max(1, math.ceil(min_seconds / max(fastest, 1e-9))) if fastest < min_seconds else 1
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         order = names[r % len(names) :] + names[: r % len(names)]
@@ -50,10 +63,11 @@ def interleave(
             gc.collect()
             synchronize(device)
             start = time.perf_counter()
-            units[name]()
+            for _ in range(loops):
+                units[name]()
             synchronize(device)
             times[name].append(time.perf_counter() - start)
-    return times
+    return times, loops
 
 
 def summarise(times: dict[str, list[float]], reference: str, items: float) -> dict[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import math
 import sys
 import tempfile
 from collections.abc import Callable
@@ -118,8 +119,15 @@ def allocator(name: str) -> None:
     keep_freed_memory(not name.startswith("reference"))
 
 
-def _timed(units: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, list[float]]:
-    return harness.interleave(units, repeats, device, prepare=allocator)
+def _timed(
+    units: dict[str, Callable[[], Any]], repeats: int, device: torch.device, items: float
+) -> dict[str, dict[str, Any]]:
+    """Interleaved timings summarised against the reference; ``items`` per unit call."""
+    times, loops = harness.interleave(units, repeats, device, prepare=allocator)
+    summary = harness.summarise(times, "reference", items * loops)
+    for s in summary.values():
+        s["loops"] = loops
+    return summary
 
 
 def _has_convs(model: torch.nn.Module) -> bool:
@@ -176,13 +184,12 @@ def train_suite(w: Workload, args: argparse.Namespace, device: torch.device) -> 
     units: dict[str, Callable[[], Any]] = {"reference": run_reference}
     for name, m in models.items():
         units[name] = lambda m=m: fit_model(m, config, train, TensorDataset(data))
-    times = _timed(units, args.repeats, device)
-    summary = harness.summarise(times, "reference", n)
+    summary = _timed(units, args.repeats, device, n)
 
     one = data[: w.train_batch].to(device)
     flops = harness.count_flops(lambda: ref.train_step(reference, ref_opt, one, config.entropy_weight))
     for s in summary.values():
-        s["flops_per_s"] = flops * w.train_steps / s["median_s"]
+        s["flops_per_s"] = flops * w.train_steps * s["loops"] / s["median_s"]
     summary["reference"]["peak_bytes"] = harness.peak_memory(
         lambda: run_one_ref(reference, one, config), device
     )
@@ -223,12 +230,11 @@ def score_suite(w: Workload, args: argparse.Namespace, device: torch.device) -> 
         units["memae+bf16"] = lambda: _score_with(
             inference_model(model, precision="bf16"), data, w.score_batch, device, w.reduction
         )
-    times = _timed(units, args.repeats, device)
-    summary = harness.summarise(times, "reference", w.score_samples)
+    summary = _timed(units, args.repeats, device, w.score_samples)
     one = data[: w.score_batch].to(device)
     flops = harness.count_flops(lambda: ref.score(reference, one, w.reduction))
     for s in summary.values():
-        s["flops_per_s"] = flops * (w.score_samples / w.score_batch) / s["median_s"]
+        s["flops_per_s"] = flops * (w.score_samples / w.score_batch) * s["loops"] / s["median_s"]
     cfg = {**dataclasses.asdict(w), "flops_per_batch": flops}
     return _entry("score", w.backbone, w.kind, cfg, summary)
 
@@ -287,13 +293,13 @@ def memory_suite(name: str, args: argparse.Namespace, device: torch.device) -> d
         (out.read.square().mean() + alpha * addressing_entropy(out.weights)).backward()
 
     units = {"reference": run_reference, "memae": run_memae}
-    times = _timed(units, args.repeats * 2, device)
-    summary = harness.summarise(times, "reference", shape[0])
+    queries = math.prod(shape) // shape[1]
+    summary = _timed(units, args.repeats, device, queries)
     for key, fn in units.items():
         summary[key]["peak_bytes"] = harness.peak_memory(fn, device)
     flops = harness.count_flops(run_reference)
     for s in summary.values():
-        s["flops_per_s"] = flops / s["median_s"]
+        s["flops_per_s"] = flops * s["loops"] / s["median_s"]
     cfg = {
         "query_shape": list(shape),
         "slots": slots,
@@ -364,8 +370,7 @@ def video_suites(
             "reference+1 loader worker": lambda: ref_score(1),
             "memae": memae_score,
         }
-        times = _timed(units, args.repeats, device)
-        summary = harness.summarise(times, "reference", len(starts))
+        summary = _timed(units, args.repeats, device, len(starts))
         cfg = {
             "backbone": w.backbone,
             "frames_per_video": n_frames,
@@ -408,8 +413,7 @@ def video_suites(
         trained = {"memae": train_model, "memae+channels_last": copy.deepcopy(model)}
         use_channels_last(trained["memae+channels_last"])
         units = {"reference": ref_train, **{k: (lambda m=m: memae_train(m)) for k, m in trained.items()}}
-        times = _timed(units, args.repeats, device)
-        summary = harness.summarise(times, "reference", len(starts))
+        summary = _timed(units, args.repeats, device, len(starts))
         x = torch.stack([ref.RefClipDataset(paths, starts, size, clip_len)[i] for i in range(w.train_batch)])
         summary["reference"]["peak_bytes"] = harness.peak_memory(
             lambda: run_one_ref(reference, x.to(device), config), device

@@ -20,6 +20,9 @@ import torch.nn.functional as F
 from memae.nn import functional as MF
 
 _NORM_EPS = 1e-12  # F.normalize's default
+#: Below this many (query, slot) pairs the per-call Python cost of a custom node exceeds
+#: what it saves, and autograd on the plain functions runs instead.
+FUSE_MIN_ELEMENTS = 16384
 
 
 def _shrink(weights: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -126,9 +129,13 @@ def address_read(
     """``(read, weights)`` of queries (M, C) on memory (N, C): ``MF.address`` then ``MF.read``.
 
     Returns ``ẑ = ŵ M`` (M, C) and ``ŵ`` (M, N) (Eqs. 3-7). One autograd node when a gradient
-    is needed; the plain forward maths otherwise.
+    is needed and the problem has at least :data:`FUSE_MIN_ELEMENTS` (query, slot) pairs;
+    autograd on the plain functions for smaller ones; the forward maths alone otherwise.
     """
     if _differentiable(queries, memory):
+        if queries.shape[0] * memory.shape[0] < FUSE_MIN_ELEMENTS:
+            weights = MF.address(queries, memory, shrink_threshold, kind)  # type: ignore[arg-type]
+            return MF.read(weights, memory), weights
         read, weights = _AddressRead.apply(queries, memory, float(shrink_threshold), kind)
         return read, weights
     read, weights, _, _ = _address_read(queries, memory, float(shrink_threshold), kind)
@@ -165,7 +172,7 @@ class _Entropy(torch.autograd.Function):
 def addressing_entropy(weights: torch.Tensor, eps: float = MF.ENTROPY_EPS) -> torch.Tensor:
     """:func:`memae.nn.functional.addressing_entropy` as one autograd node (the same
     value up to the order of the summation)."""
-    if _differentiable(weights):
+    if _differentiable(weights) and weights.numel() >= FUSE_MIN_ELEMENTS:
         return _Entropy.apply(weights, eps)
     return MF.addressing_entropy(weights, eps)
 

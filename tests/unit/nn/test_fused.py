@@ -5,6 +5,12 @@ from memae.nn import functional as MF
 from memae.nn import fused
 
 
+@pytest.fixture(autouse=True)
+def _always_fuse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' problems are small: make them take the fused nodes all the same."""
+    monkeypatch.setattr(fused, "FUSE_MIN_ELEMENTS", 0)
+
+
 def _plain(q: torch.Tensor, m: torch.Tensor, threshold: float, kind: str) -> tuple[torch.Tensor, ...]:
     weights = MF.address(q, m, threshold, kind)  # type: ignore[arg-type]
     return MF.read(weights, m), weights
@@ -95,3 +101,15 @@ def test_no_grad_path_is_the_same_maths() -> None:
 def test_unknown_similarity_raises() -> None:
     with pytest.raises(ValueError, match="similarity must be one of"):
         fused.address_read(torch.randn(2, 3), torch.randn(4, 3), 0.0, "euclid")
+
+
+def test_small_problems_take_autograd_on_the_plain_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fused, "FUSE_MIN_ELEMENTS", 10**9)
+    q, m = _leaves(torch.float32)
+    read, weights = fused.address_read(q, m, 0.02, "cosine")
+    assert type(read.grad_fn).__name__ == "MmBackward0"
+    assert type(fused.addressing_entropy(weights).grad_fn).__name__ == "MeanBackward0"
+    monkeypatch.setattr(fused, "FUSE_MIN_ELEMENTS", 0)
+    read, weights = fused.address_read(q, m, 0.02, "cosine")
+    assert type(read.grad_fn).__name__ == "_AddressReadBackward"
+    assert type(fused.addressing_entropy(weights).grad_fn).__name__ == "_EntropyBackward"
