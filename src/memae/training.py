@@ -59,8 +59,14 @@ def _inputs(batch: torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor])
 def make_optimizer(
     model: MemAE, train: TrainConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-    """Adam and the schedule named by ``train.schedule``."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    """Adam and the schedule named by ``train.schedule``.
+
+    Adam is PyTorch's fused implementation (one kernel for all parameters) where the
+    parameters' device has one: the same update, in fewer passes (``benchmarks/``).
+    """
+    params = list(model.parameters())
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay, fused=fused or None)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     if train.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=train.epochs)
