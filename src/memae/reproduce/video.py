@@ -475,16 +475,25 @@ def _table4_extra(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
+_PROTOCOL = (
+    "Frame-level AUC on UCSD-Ped2 (the JPEG frame release of Liu et al. with the official labels), "
+    "pooled over all 2,010 test frames; each frame is scored by the 16-frame clip centred on it "
+    "(`scoring.alignment: center`: the clip is shifted inward at the ends so every frame counts), "
+    "per-clip error = the authors' mean per-pixel ℓ2, then the per-video min–max normality. "
+    "Configuration `ped2-cpu` unless a record says otherwise: 64×64 frames, the authors' 3-D net at a "
+    "quarter width, every second training clip, 4 epochs of Adam (lr 1e-3) on one CPU thread, N = 2000, "
+    "dot-product addressing, λ = 1/N (`src/memae/configs/ped2-cpu.yaml`). These are NOT the paper's "
+    "256×256 numbers: `ped2-paper` needs a GPU (`benchmarks/gpu_ped2.py`), and none was lent to this "
+    "work, so no `ped2-paper` result is recorded here."
+)
 _NOTES = (
-    "Frame-level AUC on UCSD-Ped2 (the JPEG frame release of Liu et al.; official labels), "
-    "pooled over all 2,010 test frames; each frame scored by the clip centred on it "
-    "(`scoring.alignment: center`; the clip is shifted inward at the ends so every frame counts), "
-    "per-clip error = mean per-pixel ℓ2 (the authors'), per-video min–max normality. "
-    "Configuration `ped2-cpu` (64×64 frames, the authors' net at a quarter width, a few epochs "
-    "on 2 CPU cores; "
-    "see `src/memae/configs/ped2-cpu.yaml`) unless a record says otherwise: these are NOT the paper's "
-    "256×256 numbers. `ped2-paper` needs a GPU (`benchmarks/gpu_ped2.py`), which this run did not have. "
-    "Avenue and ShanghaiTech are not in the shared data, so their columns hold only the paper's values."
+    _PROTOCOL + " Avenue and ShanghaiTech have loaders (tested on files in their official formats) but "
+    "their data is not in the shared data folder, so their columns hold only the paper's values."
+)
+_NOTES4 = (
+    _PROTOCOL + " The AE, MemAE-nonSpar and MemAE rows reuse Table 2's runs of the same config and seed "
+    "(their records say `reused_from`). The memory-size sweep (Fig. 4) is "
+    "`memae reproduce table4 --set sweep=true`; each N runs with λ = 1/N as the config says."
 )
 
 TABLE2 = register_table(
@@ -506,7 +515,7 @@ TABLE4 = register_table(
         metrics=("auc",),
         paper=PAPER_TABLE4,
         run=run_table4,
-        notes=_NOTES + " The memory-size sweep (Fig. 4) runs with `memae reproduce table4 --set sweep=true`.",
+        notes=_NOTES4,
         extra=_table4_extra,
     )
 )
