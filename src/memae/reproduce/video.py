@@ -242,18 +242,20 @@ def scoring_ablation(
     per-clip reduction) with one forward pass per clip; write ``<results>/video_scoring.json``.
 
     The model and the test frames stay the same, only the scoring changes, so the table
-    shows what each evaluation choice is worth.
+    shows what each evaluation choice is worth. Models already in the file are skipped.
     """
     import torch
 
     from memae.video.experiment import load_video_model
     from memae.video.scoring import align_frames, clip_error
 
-    out: dict[str, Any] = {}
+    file = results_dir / SCORING_FILE
+    out: dict[str, Any] = json.loads(file.read_text()) if file.is_file() else {}
     for rec in load_records(results_dir, table):
         key = RunKey(table, rec["dataset"], rec["method"], rec["seed"])
         path = _checkpoint(results_dir, key)
-        if not path.is_file():
+        name = f"{rec['dataset']} {rec['method']} seed {rec['seed']}"
+        if not path.is_file() or (name in out and len(out[name]) == 3 * (2 + len(patch_sizes))):
             continue
         trained = load_video_model(path)
         clip_len = trained.experiment.frames.clip_len
@@ -288,11 +290,11 @@ def scoring_ablation(
                 [lab[k] for lab, k in zip(labels, keep, strict=True)],
             )
             row[f"center / {name} / no per-video min-max"] = pooled_auc(errors[name], labels)
-        out[f"{rec['dataset']} {rec['method']} seed {rec['seed']}"] = row
+        out[name] = row
     text = json.dumps(out, indent=2, sort_keys=True)
     from memae.checkpoint import atomic_write
 
-    atomic_write(results_dir / SCORING_FILE, lambda p: Path(p).write_text(text + "\n"))
+    atomic_write(file, lambda p: Path(p).write_text(text + "\n"))
     return out
 
 
