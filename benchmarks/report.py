@@ -66,10 +66,10 @@ PATH_ROWS = [
     ),
     (
         "channels-last",
-        "`memae.fast.use_channels_last`; automatic in `inference_model`",
+        "`memae.fast.use_channels_last`: in `inference_model` for every conv net, in "
+        "`fit_model` for 2-D conv nets (`training_memory_format`)",
         "conv inputs laid out NHWC / NDHWC",
-        "score suite; opt-in for training (the `+channels_last` columns: it helps some "
-        "backbones and hurts others)",
+        "score suite; train suite (the `+contiguous` / `+channels_last` columns train in the other layout)",
     ),
     (
         "inference mode, direct slicing",
