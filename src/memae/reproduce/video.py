@@ -254,8 +254,8 @@ def scoring_ablation(
     for rec in load_records(results_dir, table):
         key = RunKey(table, rec["dataset"], rec["method"], rec["seed"])
         path = _checkpoint(results_dir, key)
-        name = f"{rec['dataset']} {rec['method']} seed {rec['seed']}"
-        if not path.is_file() or (name in out and len(out[name]) == 3 * (2 + len(patch_sizes))):
+        run = f"{rec['dataset']} {rec['method']} seed {rec['seed']}"
+        if not path.is_file() or (run in out and len(out[run]) == 3 * (2 + len(patch_sizes))):
             continue
         trained = load_video_model(path)
         clip_len = trained.experiment.frames.clip_len
@@ -290,7 +290,7 @@ def scoring_ablation(
                 [lab[k] for lab, k in zip(labels, keep, strict=True)],
             )
             row[f"center / {name} / no per-video min-max"] = pooled_auc(errors[name], labels)
-        out[name] = row
+        out[run] = row
     text = json.dumps(out, indent=2, sort_keys=True)
     from memae.checkpoint import atomic_write
 
