@@ -44,10 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 import reference as ref
 
-from memae import training
 from memae.config import ModelConfig, TrainConfig, get_variant
 from memae.data.video import VideoSource
-from memae.fast import inference_model, keep_freed_memory, training_memory_format
+from memae.fast import inference_model, keep_freed_memory, use_channels_last
 from memae.nn import MemoryModule, build_model
 from memae.nn.fused import addressing_entropy
 from memae.nn.model import MemAE
@@ -131,26 +130,14 @@ def _timed(
     return summary
 
 
-def _layouts(model: MemAE) -> dict[str, tuple[MemAE, str | None]]:
-    """memae as the library trains it, and, for conv nets, in the other activation layout."""
-    out: dict[str, tuple[MemAE, str | None]] = {"memae": (model, None)}
+def _layouts(model: MemAE) -> dict[str, MemAE]:
+    """memae as the library trains it, and, for conv nets, a copy trained channels-last
+    (:func:`memae.fast.use_channels_last`, opt-in)."""
+    out = {"memae": model}
     if _has_convs(model):
-        other = "contiguous" if training_memory_format(model) == "channels_last" else "channels_last"
-        out[f"memae+{other}"] = (copy.deepcopy(model), other)
+        out["memae+channels_last"] = copy.deepcopy(model)
+        use_channels_last(out["memae+channels_last"])
     return out
-
-
-def fit_in(layout: str | None, model: MemAE, config: ModelConfig, train: TrainConfig, data: Any) -> None:
-    """``fit_model``, in the library's layout (``None``) or forced into ``layout``."""
-    if layout is None:
-        fit_model(model, config, train, data)
-        return
-    chosen = training.training_memory_format
-    training.training_memory_format = lambda m: layout
-    try:
-        fit_model(model, config, train, data)
-    finally:
-        training.training_memory_format = chosen
 
 
 def _has_convs(model: torch.nn.Module) -> bool:
@@ -202,8 +189,8 @@ def train_suite(w: Workload, args: argparse.Namespace, device: torch.device) -> 
 
     models = _layouts(model)
     units: dict[str, Callable[[], Any]] = {"reference": run_reference}
-    for name, (m, layout) in models.items():
-        units[name] = lambda m=m, layout=layout: fit_in(layout, m, config, train, TensorDataset(data))
+    for name, m in models.items():
+        units[name] = lambda m=m: fit_model(m, config, train, TensorDataset(data))
     summary = _timed(units, args.repeats, device, n)
 
     one = data[: w.train_batch].to(device)
@@ -214,9 +201,9 @@ def train_suite(w: Workload, args: argparse.Namespace, device: torch.device) -> 
         lambda: run_one_ref(reference, one, config), device
     )
     one_batch = TensorDataset(data[: w.train_batch])
-    for name, (m, layout) in models.items():
+    for name, m in models.items():
         summary[name]["peak_bytes"] = harness.peak_memory(
-            lambda m=m, layout=layout: fit_in(layout, m, config, train, one_batch), device
+            lambda m=m: fit_model(m, config, train, one_batch), device
         )
     cfg = {
         **dataclasses.asdict(w),
@@ -228,9 +215,12 @@ def train_suite(w: Workload, args: argparse.Namespace, device: torch.device) -> 
 
 
 def run_one_ref(reference: ref.RefMemAE, x: torch.Tensor, config: ModelConfig) -> None:
-    """One reference step with a fresh optimiser, as ``fit_model`` starts with one."""
+    """One reference step on the batch ``x``, drawn through a loader and with a fresh
+    optimiser, as the ``fit_model`` call it is compared with does."""
     reference.train()
-    ref.train_step(reference, torch.optim.Adam(reference.parameters(), lr=1e-4), x, config.entropy_weight)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-4)
+    for (batch,) in DataLoader(TensorDataset(x.cpu()), batch_size=len(x)):
+        ref.train_step(reference, optimizer, batch.to(x.device), config.entropy_weight)
 
 
 def score_suite(w: Workload, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
@@ -426,23 +416,23 @@ def video_suites(
             for x in loader:
                 ref.train_step(reference, ref_opt, x.to(device), config.entropy_weight)
 
-        def memae_train(m: MemAE, layout: str | None) -> None:
+        def memae_train(m: MemAE) -> None:
             store = FrameStore.decode(sources, size)
-            fit_in(layout, m, config, train, ClipDataset(store.frames, clip_len, 1))
+            fit_model(m, config, train, ClipDataset(store.frames, clip_len, 1))
 
         trained = _layouts(train_model)
         units = {
             "reference": ref_train,
-            **{k: (lambda m=m, layout=layout: memae_train(m, layout)) for k, (m, layout) in trained.items()},
+            **{k: (lambda m=m: memae_train(m)) for k, m in trained.items()},
         }
         summary = _timed(units, args.repeats, device, len(starts))
         x = torch.stack([ref.RefClipDataset(paths, starts, size, clip_len)[i] for i in range(w.train_batch)])
         summary["reference"]["peak_bytes"] = harness.peak_memory(
             lambda: run_one_ref(reference, x.to(device), config), device
         )
-        for key, (m, layout) in trained.items():
+        for key, m in trained.items():
             summary[key]["peak_bytes"] = harness.peak_memory(
-                lambda m=m, layout=layout: fit_in(layout, m, config, train, TensorDataset(x)), device
+                lambda m=m: fit_model(m, config, train, TensorDataset(x)), device
             )
         cfg = {**cfg, "batch": w.train_batch, "clips_per_epoch": len(starts)}
         cfg.pop("scored_frames")

@@ -70,6 +70,14 @@ def init_from_env() -> Context | None:
     return current()
 
 
+def shutdown() -> None:
+    """Wait for every rank, then leave the process group; nothing outside one. A rank that
+    exits while others still use the group can abort them, so commands end with this."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def current() -> Context | None:
     """The process group this process belongs to, or ``None`` when it runs alone."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
@@ -297,5 +305,6 @@ __all__ = [
     "is_main",
     "sharded_scores",
     "shared_seed",
+    "shutdown",
     "sync_batchnorm",
 ]

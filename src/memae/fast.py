@@ -106,14 +106,6 @@ def use_channels_last(model: nn.Module) -> list[RemovableHandle]:
     return handles
 
 
-def training_memory_format(model: nn.Module) -> str:
-    """The layout :func:`memae.training.fit_model` trains in: ``"channels_last"`` for nets
-    with 2-D convolutions, ``"contiguous"`` otherwise. On the CPU benchmarks channels-last
-    training was faster for every 2-D backbone and not for the paper-width 3-D video net."""
-    has_2d = any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules())
-    return "channels_last" if has_2d else "contiguous"
-
-
 def _has_convs(model: nn.Module) -> bool:
     return any(isinstance(m, _CONVS + _DECONVS) for m in model.modules())
 
@@ -223,6 +215,5 @@ __all__ = [
     "inference_model",
     "keep_freed_memory",
     "resolve_memory_format",
-    "training_memory_format",
     "use_channels_last",
 ]

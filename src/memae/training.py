@@ -13,7 +13,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, TensorDataset
 from memae.config import ModelConfig, TrainConfig
 from memae.distributed import DataParallel, sharded_scores
 from memae.distributed import current as current_process_group
-from memae.fast import inference_model, training_memory_format, use_channels_last
+from memae.fast import inference_model
 from memae.nn.loss import memae_loss, reconstruction_error
 from memae.nn.model import MemAE
 from memae.resume import EpochSampler, ResumePoint, TrainingCheckpointer
@@ -92,7 +92,6 @@ def fit_model(
     """
     device = resolve_device(train.device)
     model.to(device)
-    layout = use_channels_last(model) if training_memory_format(model) == "channels_last" else []
     # Under torchrun: DistributedDataParallel over this rank's share of every global batch.
     dp = DataParallel.begin(model, len(data), train.batch_size, train.seed)  # type: ignore[arg-type]
     sampler = dp.sampler if dp else EpochSampler(len(data), train.seed)  # type: ignore[arg-type]
@@ -124,8 +123,10 @@ def fit_model(
             x = _inputs(batch).to(device, non_blocking=True)
             rec = net(x)
             terms = memae_loss(x, rec, model_config)
+            loss = dp.loss(terms.total, rec.output, x.shape[0], i) if dp else terms.total
+            del rec  # autograd keeps what backward needs; the rest goes now, not next step
             optimizer.zero_grad(set_to_none=True)
-            (dp.loss(terms.total, rec.output, x.shape[0], i) if dp else terms.total).backward()
+            loss.backward()
             optimizer.step()
             n = x.shape[0]
             if n:  # a rank's share of a short last global batch can be empty
@@ -165,8 +166,6 @@ def fit_model(
             )
     if dp:
         dp.end()
-    for handle in layout:
-        handle.remove()
     return history
 
 

@@ -55,15 +55,18 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path: Path, case
     two = _train(args, tmp_path / "two.memae", 2)
     assert one.keys() == two.keys()
     drifting = _biases_before_batch_norm(one)
-    for key in one.keys() - drifting - {"scoring.train_scores", "scoring.validation_scores", "threshold"}:
-        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=lambda m, k=key: f"{k}: {m}")
+    # Adam divides by the root of the squared gradient, so rounding differences in a tiny
+    # gradient show up as a sliver of one step: the tolerance is 1 % of the lr.
+    exact = one.keys() - drifting - {"scoring.train_scores", "scoring.validation_scores", "threshold"}
+    for key in exact:
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-4, msg=lambda m, k=key: f"{k}: {m}")
     # A conv bias right before a batch norm has a gradient of exactly 0; Adam turns its
     # float rounding noise into steps of up to lr each, in one process as in two, and the
-    # norm's running mean follows it. Those move by at most lr per step; the scores by
-    # what that shift does.
+    # norm's running mean follows it. Each run's drift is about lr per step, so the two
+    # runs part by at most about twice that; the scores by what that shift does.
     steps = 2 * 5
     for key in drifting:
-        assert (two[key] - one[key]).abs().max() <= 0.01 * steps, key
+        assert (two[key] - one[key]).abs().max() <= 2 * 0.01 * steps, key
     tolerance = {"rtol": 5e-2, "atol": 1e-4} if drifting else {"rtol": 1e-4, "atol": 1e-6}
     for key in ("scoring.train_scores", "scoring.validation_scores", "threshold"):
         torch.testing.assert_close(two[key], one[key], **tolerance, msg=lambda m, k=key: f"{k}: {m}")

@@ -178,24 +178,3 @@ def test_fused_adam_trains_to_the_weights_of_the_for_loop_adam(monkeypatch: pyte
     # one step (lr); over 10 steps the weights move by up to 10 lr.
     for (key, a), b in zip(model.state_dict().items(), plain.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=0.1 * train.lr, msg=lambda m, k=key: f"{k}: {m}")
-
-
-def test_fit_model_trains_2d_nets_channels_last_and_leaves_no_hooks() -> None:
-    from torch.utils.data import TensorDataset
-
-    from memae.config import TrainConfig
-    from memae.fast import training_memory_format
-    from memae.training import fit_model
-
-    model, config = _trained_looking("mnist")
-    video, _ = _trained_looking("video-small")
-    assert training_memory_format(model) == "channels_last"
-    assert training_memory_format(video) == "contiguous"
-    seen = []
-    model.encoder[3].register_forward_hook(
-        lambda m, args, out: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
-    )
-    train = TrainConfig(epochs=1, batch_size=4, validation_fraction=0.0, device="cpu")
-    fit_model(model, config, train, TensorDataset(_x("mnist", 8)))
-    assert seen == [True, True]
-    assert all(not m._forward_pre_hooks for m in model.modules())
