@@ -67,6 +67,12 @@ PATH_ROWS = [
         "score and video suites",
     ),
     (
+        "thin output layers",
+        "`memae.fast.ThinConvTranspose` via `inference_model` (CPU)",
+        "a transposed conv with one output channel as one matrix product and k^d strided adds",
+        "score and video suites",
+    ),
+    (
         "channels-last",
         "`memae.fast.use_channels_last`: automatic in `inference_model`; opt-in for training",
         "conv inputs laid out NHWC / NDHWC",
@@ -106,8 +112,10 @@ PATH_ROWS = [
 ]
 
 PATHS_NOTE = """\
-`torch.compile` is available (`inference_model(compile=True)`) but not on by default: on
-this CPU its compile time was far larger than what it saved on these models.
+`torch.compile` is available (`inference_model(compile=True)`), off by default and not in
+these records: in a trial on this CPU, compiling took longer than it saved at these model
+sizes. Data-loader workers (`TrainConfig.num_workers`) are what the reference would need to
+hide its decoding (its `+1 loader worker` column); the frame store removes the decoding.
 """
 
 
@@ -254,11 +262,26 @@ def render(records: list[tuple[str, dict[str, Any]]]) -> str:
         video = [e for e in results if e["suite"].startswith("video")]
         if video:
             c = video[0]["config"]
-            parts.append(
+            text = (
                 f"Video workload: {c['videos']} video(s) of {c['frames_per_video']} "
                 f"{c['frame_size'][0]}x{c['frame_size'][1]} {c['format']} frames, clips "
-                f"{'x'.join(map(str, c['model_input']))}, backbone `{c['backbone']}`.\n"
+                f"{'x'.join(map(str, c['model_input']))}, backbone `{c['backbone']}`."
             )
+            scoring = [e for e in video if e["suite"] == "video-score"]
+            if scoring:
+                u = scoring[0]["units"]
+                text += (
+                    f" End to end, memae takes {1 / u['memae']['throughput']:.3g} s per frame, "
+                    f"the reference {1 / u['reference']['throughput']:.3g} s."
+                )
+            parts.append(text + "\n")
+    if not any(r["provenance"]["machine"].get("cuda") for _, r in records):
+        parts.append(
+            "No GPU record yet: `bash benchmarks/gpu.sh` on a machine with a CUDA GPU writes "
+            "`results/performance_cuda.json` (the same suites at GPU sizes, the paper's video "
+            "net at batch 14, bf16 scoring) and regenerates this page. It has not been run: no "
+            "GPU was available to this work.\n"
+        )
     parts += [*_paths(), SCALE]
     return "\n".join(parts).rstrip() + "\n"
 

@@ -178,3 +178,36 @@ def test_fused_adam_trains_to_the_weights_of_the_for_loop_adam(monkeypatch: pyte
     # one step (lr); over 10 steps the weights move by up to 10 lr.
     for (key, a), b in zip(model.state_dict().items(), plain.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=0.1 * train.lr, msg=lambda m, k=key: f"{k}: {m}")
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.ConvTranspose2d(5, 1, 3, 2, 1, output_padding=1),
+        nn.ConvTranspose2d(4, 1, 3, 3, 1, output_padding=0, bias=False),
+        nn.ConvTranspose3d(6, 1, 3, (1, 2, 2), 1, output_padding=(0, 1, 1)),
+        nn.ConvTranspose3d(3, 1, 3, 2, 1, output_padding=1),
+    ],
+)
+def test_thin_transposed_conv_as_matmul_and_col2im_equals_torchs(conv: nn.Module) -> None:
+    # ThinConvTranspose takes over the output layers in inference_model (on the CPU); the
+    # inference tests above cover it inside whole networks.
+    from memae.fast import ThinConvTranspose
+
+    assert ThinConvTranspose.accepts(conv)
+    thin = ThinConvTranspose(conv)
+    assert list(thin.state_dict()) == list(conv.state_dict())
+    x = torch.randn(2, conv.in_channels, *([5] * (conv.weight.dim() - 2)))
+    expected = conv(x)
+    for layout in (x, x.contiguous(memory_format=_cl(x.dim()))):
+        torch.testing.assert_close(thin(layout), expected, rtol=1e-5, atol=1e-6)
+    got = thin(x.requires_grad_())
+    grads = torch.autograd.grad(got.square().sum(), [x, conv.weight])
+    x.grad = None
+    want = torch.autograd.grad(conv(x).square().sum(), [x, conv.weight])
+    for g, w in zip(grads, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+def _cl(dims: int) -> torch.memory_format:
+    return torch.channels_last if dims == 4 else torch.channels_last_3d
