@@ -191,22 +191,32 @@ def _targets(results: list[dict[str, Any]]) -> list[str]:
     rows = [
         "### Against the targets",
         "",
-        "| workload | target | memae path | speed-up | met | peak MiB (reference / memae) | "
-        "memae peak <= reference (0.1 %) |",
-        "|---|---|---|---|---|---|---|",
+        "*memae* is what the library does by default; *opt-in* is the fastest variant a user "
+        "can switch on (channels-last training), where there is one.",
+        "",
+        "| workload | target | memae speed-up | met | opt-in speed-up | met | "
+        "peak MiB (reference / memae) | memae peak <= reference (0.1 %) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in results:
         if e["target"] is None:
             continue
-        best = e["units"][e["best"]]
+        default = e["units"]["memae"]
         ref = e["units"]["reference"]
+        others = [k for k in e["units"] if k not in ("reference", "memae") and not k.startswith("reference")]
+        opt = max(others, key=lambda k: e["units"][k]["speedup"]) if others else None
+        opt_cells = "- | -"
+        if opt is not None:
+            u = e["units"][opt]
+            opt_cells = f"{opt}: {_speed(u)} | {'yes' if u['speedup'] >= e['target'] else '**no**'}"
         memory, lower = "-", "-"
-        if best.get("peak_bytes") is not None and ref.get("peak_bytes") is not None:
-            memory = f"{_mib(ref)} / {_mib(best)}"
-            lower = "yes" if best["peak_bytes"] <= PEAK_SLACK * ref["peak_bytes"] else "**no**"
+        if default.get("peak_bytes") is not None and ref.get("peak_bytes") is not None:
+            memory = f"{_mib(ref)} / {_mib(default)}"
+            lower = "yes" if default["peak_bytes"] <= PEAK_SLACK * ref["peak_bytes"] else "**no**"
+        met = "yes" if default["speedup"] >= e["target"] else "**no**"
         rows.append(
-            f"| {e['suite']}: {e['name']} | {e['target']:.1f}x | {e['best']} | {_speed(best)} | "
-            f"{'yes' if e['met'] else '**no**'} | {memory} | {lower} |"
+            f"| {e['suite']}: {e['name']} | {e['target']:.1f}x | {_speed(default)} | {met} | "
+            f"{opt_cells} | {memory} | {lower} |"
         )
     return [*rows, ""]
 

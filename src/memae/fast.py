@@ -1,10 +1,12 @@
-"""Faster execution of the same network: batch norm folded into convs, channels-last layouts.
+"""Faster execution of the same network.
 
 Nothing here changes the maths: :func:`inference_model` returns a copy of a trained
-:class:`~memae.nn.MemAE` whose scores equal the original's (eval mode) within float
-rounding, and :func:`use_channels_last` only changes how activations are laid out in memory.
-The tests in ``tests/unit/test_fast.py`` hold each path to that; ``benchmarks/`` measures
-what each one is worth (``docs/PERFORMANCE.md``).
+:class:`~memae.nn.MemAE` (batch norm folded into the convolutions, channels-last layouts,
+one-channel output layers as :class:`ThinConvTranspose`) whose scores equal the original's
+in eval mode within float rounding; :func:`use_channels_last` only changes how activations
+are laid out in memory; :func:`keep_freed_memory` only changes how the C library recycles
+memory. The tests in ``tests/unit/test_fast.py`` hold each path to that; ``benchmarks/``
+measures what each one is worth (``docs/PERFORMANCE.md``).
 """
 
 from __future__ import annotations
