@@ -88,9 +88,10 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """``{dataset: {method: stats}}`` of a table's records.
 
     For one-class tasks a seed's value is its mean over classes (only seeds with every
-    class of the grid count), and the stats are taken over seeds; ``n_runs`` counts the
-    runs behind them. Tables with one metric get ``{"mean", "std", "n_runs"}`` per method;
-    tables with several get one such entry per metric name.
+    class this method has records for count), and the stats are taken over seeds;
+    ``n_runs`` counts the runs behind them and ``n_classes`` the classes in each mean.
+    Tables with one metric get ``{"mean", "std", "n_runs"}`` per method; tables with several
+    get one such entry per metric name.
     """
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for rec in records:
@@ -100,26 +101,26 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         metric_names = sorted({m for r in runs for m in r["metrics"]})
         entry: dict[str, Any] = {}
         for metric in metric_names:
-            values, n_runs = _values(runs, metric)
+            values, counts = _values(runs, metric)
             if values:
-                entry[metric] = {**_stats(values), "n_runs": n_runs}
+                entry[metric] = {**_stats(values), **counts}
         if len(metric_names) == 1 and metric_names[0] in entry:
             entry = entry[metric_names[0]]
         summary[dataset][method] = entry
     return dict(summary)
 
 
-def _values(runs: list[dict[str, Any]], metric: str) -> tuple[list[float], int]:
+def _values(runs: list[dict[str, Any]], metric: str) -> tuple[list[float], dict[str, int]]:
     with_metric = [r for r in runs if metric in r["metrics"]]
     if all(r["normal_class"] is None for r in with_metric):
-        return [float(r["metrics"][metric]) for r in with_metric], len(with_metric)
+        return [float(r["metrics"][metric]) for r in with_metric], {"n_runs": len(with_metric)}
     classes = sorted({r["normal_class"] for r in with_metric})
     by_seed: dict[int, dict[int, float]] = defaultdict(dict)
     for r in with_metric:
         by_seed[r["seed"]][r["normal_class"]] = float(r["metrics"][metric])
     complete = [seed for seed, per in by_seed.items() if len(per) == len(classes)]
     values = [float(np.mean(list(by_seed[s].values()))) for s in sorted(complete)]
-    return values, len(complete) * len(classes)
+    return values, {"n_runs": len(complete) * len(classes), "n_classes": len(classes)}
 
 
 def per_class(records: list[dict[str, Any]], metric: str = "auc") -> dict[str, dict[str, dict[int, float]]]:

@@ -71,7 +71,8 @@ def write_summary(results_dir: Path, spec: TableSpec) -> dict[str, Any]:
 def _fmt(stats: dict[str, Any] | None) -> str:
     if not stats:
         return "–"
-    return f"{stats['mean']:.4f} ± {stats['std']:.4f} (n={stats['n_runs']})"
+    classes = f", {stats['n_classes']} classes" if "n_classes" in stats else ""
+    return f"{stats['mean']:.4f} ± {stats['std']:.4f} (n={stats['n_runs']}{classes})"
 
 
 def _paper(value: Any) -> str:

@@ -35,7 +35,7 @@ def test_one_class_summary_is_over_seeds_of_class_means(tmp_path) -> None:
     stats = summary["d"]["M"]
     assert stats["mean"] == pytest.approx(np.mean([0.9, 0.7]))
     assert stats["std"] == pytest.approx(np.std([0.9, 0.7]))
-    assert stats["n_runs"] == 4
+    assert stats["n_runs"] == 4 and stats["n_classes"] == 2
     assert per_class(load_records(tmp_path, "t"))["d"]["M"][0] == pytest.approx(np.mean([0.8, 0.6, 0.1]))
 
 
