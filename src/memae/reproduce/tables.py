@@ -125,14 +125,18 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
                 + " |"
             )
     seconds = sum(r.get("wall_seconds", 0.0) for r in records)
-    commits = sorted({str(r.get("commit")) for r in records})
+    commits = sorted({_short(str(r.get("commit"))) for r in records})
     lines += [
         "",
         f"{len(records)} runs, {seconds / 3600:.2f} h of wall time in total "
-        f"(records under `results/runs/{spec.name}/`, commits {', '.join(c[:12] for c in commits)}).",
+        f"(records under `results/runs/{spec.name}/`, commits {', '.join(commits)}).",
         "",
     ]
     return "\n".join([*lines, extra])
+
+
+def _short(commit: str) -> str:
+    return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
 def _methods(spec: TableSpec, summary: dict[str, Any], dataset: str | None = None) -> list[str]:
