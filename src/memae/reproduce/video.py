@@ -23,7 +23,7 @@ from memae.data.video import VideoSet, avenue, shanghaitech, ucsd_auto
 from memae.reproduce.records import RunKey, load_records, record_exists, write_record
 from memae.reproduce.tables import RunOptions, TableSpec, register_table, write_summary
 from memae.video.clips import FrameStore
-from memae.video.config import VideoExperiment, load_experiment
+from memae.video.config import VideoExperiment, experiment_from_dict, load_experiment
 from memae.video.evaluate import Evaluation
 from memae.video.experiment import memory_usage, save_video_model, train_video_model
 from memae.video.scoring import normality, pooled_auc
@@ -157,12 +157,21 @@ def _reuse(results_dir: Path, key: RunKey, experiment: VideoExperiment) -> bool:
         if table == key.table:
             continue
         for rec in load_records(results_dir, table):
-            if rec["dataset"] == key.dataset and rec["seed"] == key.seed and rec["config"] == wanted:
+            if rec["dataset"] == key.dataset and rec["seed"] == key.seed and _same(rec["config"], wanted):
                 extra = {k: v for k, v in rec.items() if k not in _CORE}
                 extra["reused_from"] = f"{table}/{rec['method']}/seed{rec['seed']}"
                 write_record(results_dir, key, rec["metrics"], rec["config"], rec["wall_seconds"], extra)
                 return True
     return False
+
+
+def _same(recorded: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a recorded config is ``wanted`` once fields added since it was written take
+    their defaults."""
+    try:
+        return experiment_from_dict(recorded).to_dict() == wanted
+    except (TypeError, ValueError):
+        return False
 
 
 _CORE = {"table", "dataset", "method", "normal_class", "seed", "metrics", "config", "wall_seconds"}

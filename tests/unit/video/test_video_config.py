@@ -149,3 +149,14 @@ def test_runtime_is_measured_per_scored_frame_and_recorded(tmp_path: Path) -> No
     record_runtime(tmp_path, "other", row)
     table = json.loads((tmp_path / "video_runtime.json").read_text())
     assert set(table) == {"tiny @ cpu", "other"} and "machine" in table["other"]
+
+
+def test_a_run_recorded_before_a_scoring_field_existed_still_matches_its_config() -> None:
+    from memae.reproduce.video import _same
+
+    exp = load_experiment("ped2-cpu")
+    old = exp.to_dict()
+    del old["scoring"]["patch_size"]
+    assert _same(old, exp.to_dict())
+    assert not _same(old, exp.with_model(memory_size=100).to_dict())
+    assert not _same({"frames": {"height": -1}}, exp.to_dict())
