@@ -58,11 +58,14 @@ def _address_read(
 
 
 def _normalize_backward(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """Gradient of ``F.normalize(x, dim=1)`` (``x / max(‖x‖, eps)``) given ``grad`` on its output."""
+    """Gradient of ``F.normalize(x, dim=1)`` (``x / max(‖x‖, eps)``) given ``grad`` on its
+    output: ``grad / n − x (x·grad) / n³`` where ``‖x‖ > eps``, ``grad / eps`` elsewhere.
+    One temporary the size of ``x``."""
     norm = x.norm(dim=1, keepdim=True)
-    unit = x / norm.clamp_min(_NORM_EPS)
-    radial = (grad * unit).sum(dim=1, keepdim=True) * (norm > _NORM_EPS)
-    return (grad - unit * radial) / norm.clamp_min(_NORM_EPS)
+    inv = norm.clamp_min(_NORM_EPS).reciprocal()
+    dots = torch.bmm(x.unsqueeze(1), grad.unsqueeze(2)).view(-1, 1)  # row-wise x·grad
+    coef = dots * inv.pow(3) * (norm > _NORM_EPS)
+    return (grad * inv).addcmul_(x, coef, value=-1.0)
 
 
 class _AddressRead(torch.autograd.Function):
@@ -103,10 +106,12 @@ class _AddressRead(torch.autograd.Function):
         # softmax: w ⊙ (g - Σ g w)
         grad_sim = grad_soft.sub_((grad_soft * soft).sum(dim=1, keepdim=True)).mul_(soft)
         if kind == "cosine":
-            unit_q = F.normalize(queries, dim=1)
-            unit_m = F.normalize(memory, dim=1)
-            grad_queries = _normalize_backward(queries, grad_sim @ unit_m)
-            grad_memory += _normalize_backward(memory, grad_sim.t() @ unit_q)
+            # one normalised operand alive at a time: they are as large as the memory
+            grad_unit_q = grad_sim @ F.normalize(memory, dim=1)
+            grad_queries = _normalize_backward(queries, grad_unit_q)
+            del grad_unit_q
+            grad_unit_m = grad_sim.t() @ F.normalize(queries, dim=1)
+            grad_memory += _normalize_backward(memory, grad_unit_m)
         else:
             grad_queries = grad_sim @ memory
             grad_memory.addmm_(grad_sim.t(), queries)
