@@ -46,9 +46,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "detector": {
             "backbone": "mnist",
             "similarity": "dot",
-            "epochs": 40,
+            "epochs": 100,
             "batch_size": 128,
             "lr": 1e-3,
+            "schedule": "cosine",
             "preprocessing": "none",
             "device": "auto",
         },
