@@ -24,6 +24,15 @@ def test_table1_grid_records_resumes_and_documents(tmp_path, capsys) -> None:
     text = doc.read_text()
     assert "| MemAE |" in text and "0.9751" in text  # ours beside the paper's
 
+    # other epochs: the deep methods' records are stale, KDE's (no epochs) are not
+    before = {p: p.read_bytes() for p in records}
+    capsys.readouterr()
+    assert main([*argv[:-2], "2", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "4 recorded run(s)" in err and "detector.epochs: 1 -> 2" in err and "KDE" not in err
+    assert {p: p.read_bytes() for p in records} == before  # nothing ran, nothing was rewritten
+    assert main([*argv[:-7], "--methods", "KDE", "--epochs", "2", "--no-progress"]) == 0
+
 
 def test_table3_records_precision_recall_f1(tmp_path) -> None:
     write_kddcup(tmp_path / "data")

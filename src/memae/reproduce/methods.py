@@ -24,14 +24,23 @@ class Method:
     name: str
     fn: ScoreFn
     description: str
+    #: The keys of a table's settings the method reads (a recorded run made with other
+    #: values for them is stale; values of other keys do not matter to it).
+    settings: tuple[str, ...] = ()
+
+    def relevant(self, config: dict[str, Any], shared: tuple[str, ...] = ("protocol",)) -> dict[str, Any]:
+        """The part of a run's ``config`` that decides this method's result."""
+        return {k: config[k] for k in (*self.settings, *shared) if k in config}
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str, description: str) -> Callable[[ScoreFn], ScoreFn]:
+def register_method(
+    name: str, description: str, settings: tuple[str, ...] = ()
+) -> Callable[[ScoreFn], ScoreFn]:
     def wrap(fn: ScoreFn) -> ScoreFn:
-        METHODS[name] = Method(name, fn, description)
+        METHODS[name] = Method(name, fn, description, settings)
         return fn
 
     return wrap
@@ -61,7 +70,7 @@ def _memae(variant: str) -> ScoreFn:
 
 
 for _key, _variant in VARIANTS.items():
-    register_method(_variant.title, f"memae variant {_key!r}")(_memae(_key))
+    register_method(_variant.title, f"memae variant {_key!r}", ("detector",))(_memae(_key))
 
 
 def _subsample(train: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -71,7 +80,9 @@ def _subsample(train: np.ndarray, limit: int, seed: int) -> np.ndarray:
     return train[np.random.default_rng(seed).choice(len(train), limit, replace=False)]
 
 
-@register_method("OC-SVM", "scikit-learn OneClassSVM, RBF kernel, gamma='scale', nu=0.1")
+@register_method(
+    "OC-SVM", "scikit-learn OneClassSVM, RBF kernel, gamma='scale', nu=0.1", ("ocsvm_nu", "kernel_max_train")
+)
 def _ocsvm(
     train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]
 ) -> np.ndarray:
@@ -82,7 +93,11 @@ def _ocsvm(
     return -svm.decision_function(_flat(test))
 
 
-@register_method("KDE", "scikit-learn Gaussian KernelDensity, bandwidth by validation log-likelihood")
+@register_method(
+    "KDE",
+    "scikit-learn Gaussian KernelDensity, bandwidth by validation log-likelihood",
+    ("kernel_max_train",),
+)
 def _kde(train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]) -> np.ndarray:
     from sklearn.neighbors import KernelDensity
 
@@ -137,14 +152,21 @@ def torch_seed(seed: int):  # type: ignore[no-untyped-def]
     return ctx()
 
 
-register_method("VAE", "variational autoencoder on the same backbone; score = negative ELBO")(_deep("VAE"))
-register_method("DSEBM", "deep structured energy-based model on the same backbone; score = energy")(
+_DEEP = ("detector",)
+register_method("VAE", "variational autoencoder on the same backbone; score = negative ELBO", _DEEP)(
+    _deep("VAE")
+)
+register_method("DSEBM", "deep structured energy-based model on the same backbone; score = energy", _DEEP)(
     _deep("DSEBM")
 )
-register_method("DAGMM", "deep autoencoding Gaussian mixture model; score = sample energy")(_deep("DAGMM"))
+register_method("DAGMM", "deep autoencoding Gaussian mixture model; score = sample energy", _DEEP)(
+    _deep("DAGMM")
+)
 
 
-@register_method("PyOD-AutoEncoder", "pyod.models.auto_encoder.AutoEncoder on flattened inputs")
+@register_method(
+    "PyOD-AutoEncoder", "pyod.models.auto_encoder.AutoEncoder on flattened inputs", ("pyod_epochs",)
+)
 def _pyod_ae(
     train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]
 ) -> np.ndarray:
@@ -156,7 +178,7 @@ def _pyod_ae(
         return model.decision_function(_flat(test))
 
 
-@register_method("PyOD-DeepSVDD", "pyod.models.deep_svdd.DeepSVDD on flattened inputs")
+@register_method("PyOD-DeepSVDD", "pyod.models.deep_svdd.DeepSVDD on flattened inputs", ("pyod_epochs",))
 def _pyod_svdd(
     train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: dict[str, Any]
 ) -> np.ndarray:

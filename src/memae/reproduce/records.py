@@ -3,7 +3,8 @@
 A record is written atomically to
 ``<results>/runs/<table>/<dataset>/<method>/<run>.json`` where ``<run>`` is
 ``class<k>-seed<s>`` (one-class image tasks) or ``seed<s>``. A run whose record exists
-is skipped by the runners.
+is skipped by the runners; a grid whose records were made with other settings is refused
+(:func:`check_settings`), so a table never mixes runs of two configurations.
 """
 
 from __future__ import annotations
@@ -43,6 +44,46 @@ def _slug(name: str) -> str:
 
 def record_exists(results_dir: str | Path, key: RunKey) -> bool:
     return key.path(results_dir).is_file()
+
+
+def _changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Where two JSON values differ, as ``key: old -> new`` lines."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new)):
+            out += _changes(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def check_settings(
+    results_dir: str | Path, runs: list[tuple[RunKey, dict[str, Any]]], relevant: Any = None
+) -> None:
+    """Refuse to resume a grid whose recorded runs were made with other settings.
+
+    ``runs`` pairs each run of the grid with the config its record would hold;
+    ``relevant(key, config)`` picks the part of a config that decides the run's result
+    (all of it by default). A record whose part differs would be skipped and then mixed
+    into the table with the others, so nothing runs and the error names the records.
+    """
+    pick = relevant or (lambda key, config: config)
+    stale: list[tuple[str, str]] = []
+    for key, config in runs:
+        path = key.path(results_dir)
+        if not path.is_file():
+            continue
+        recorded = pick(key, json.loads(path.read_text()).get("config", {}))
+        expected = pick(key, json.loads(json.dumps(config)))
+        if recorded != expected:
+            stale.append((str(path), "; ".join(_changes(recorded, expected)[:3])))
+    if stale:
+        others = ", ".join(p for p, _ in stale[1:4]) + (", ..." if len(stale) > 4 else "")
+        more = f" (and {len(stale) - 1} more: {others})"
+        raise ValueError(
+            f"{len(stale)} recorded run(s) of this grid were made with other settings, "
+            f"{stale[0][0]}: {stale[0][1]} (recorded -> requested){more if len(stale) > 1 else ''}; "
+            "move them away or pass another --results-dir; nothing was run"
+        )
 
 
 def write_record(

@@ -12,7 +12,7 @@ from memae.metrics import roc_auc
 from memae.provenance import git_commit
 from memae.reproduce.figures import figures_markdown
 from memae.reproduce.methods import get_method
-from memae.reproduce.records import RunKey, record_exists, write_record
+from memae.reproduce.records import RunKey, check_settings, record_exists, write_record
 from memae.reproduce.tables import RunOptions, TableSpec, register_table, write_summary
 
 PAPER = {
@@ -80,12 +80,16 @@ def load_dataset(name: str, data_dir: Any) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"unknown Table 1 dataset {name!r}; known: mnist, cifar10")
 
 
+PROTOCOL = "one_class_split(train_fraction=2/3, anomaly_fraction=0.3, val_fraction=0.1)"
+
+
 def settings(dataset: str, options: RunOptions) -> dict[str, Any]:
+    """The config a run on ``dataset`` uses and its record holds."""
     cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in SETTINGS[dataset].items()}
     if options.epochs is not None:
         cfg["detector"]["epochs"] = options.epochs
     cfg["detector"].update(options.overrides)
-    return cfg
+    return {**cfg, "protocol": PROTOCOL}
 
 
 def run(options: RunOptions) -> None:
@@ -94,9 +98,13 @@ def run(options: RunOptions) -> None:
     classes = list(options.classes if options.classes is not None else range(10))
     seeds = list(options.seeds if options.seeds is not None else (0, 1, 2))
     grid = [(d, s, c, m) for d in datasets for s in seeds for c in classes for m in methods]
-    todo = [
-        g for g in grid if not record_exists(options.results_dir, RunKey("table1", g[0], g[3], g[1], g[2]))
-    ]
+    keys = [RunKey("table1", d, m, s, c) for d, s, c, m in grid]
+    check_settings(
+        options.results_dir,
+        [(k, settings(k.dataset, options)) for k in keys],
+        lambda key, config: get_method(key.method).relevant(config),
+    )
+    todo = [g for g, k in zip(grid, keys, strict=True) if not record_exists(options.results_dir, k)]
     from tqdm.auto import tqdm
 
     git_commit()  # pin the commit this job starts from for all its records
@@ -121,10 +129,7 @@ def run(options: RunOptions) -> None:
             options.results_dir,
             key,
             {"auc": auc},
-            {
-                **cfg,
-                "protocol": "one_class_split(train_fraction=2/3, anomaly_fraction=0.3, val_fraction=0.1)",
-            },
+            cfg,
             seconds,
             extra={"n_train": len(split.train), "n_test": len(split.test)},
         )

@@ -11,7 +11,7 @@ from memae.data.kddcup import KDDData, dagmm_split, load_kddcup, top_fraction_th
 from memae.metrics import precision_recall_f1
 from memae.provenance import git_commit
 from memae.reproduce.methods import get_method
-from memae.reproduce.records import RunKey, record_exists, write_record
+from memae.reproduce.records import RunKey, check_settings, record_exists, write_record
 from memae.reproduce.tables import RunOptions, TableSpec, register_table, write_summary
 
 PAPER = {
@@ -63,6 +63,11 @@ def run(options: RunOptions) -> None:
     methods = [get_method(m).name for m in (options.methods or DEFAULT_METHODS)]
     seeds = list(options.seeds if options.seeds is not None else range(20))
     grid = [(s, m) for s in seeds for m in methods]
+    check_settings(
+        options.results_dir,
+        [(RunKey("table3", "kddcup99", m, s), settings(options)) for s, m in grid],
+        lambda key, config: get_method(key.method).relevant(config),
+    )
     todo = [
         g for g in grid if not record_exists(options.results_dir, RunKey("table3", "kddcup99", g[1], g[0]))
     ]

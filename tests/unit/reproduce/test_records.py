@@ -3,7 +3,15 @@ import json
 import numpy as np
 import pytest
 
-from memae.reproduce.records import RunKey, load_records, per_class, record_exists, summarise, write_record
+from memae.reproduce.records import (
+    RunKey,
+    check_settings,
+    load_records,
+    per_class,
+    record_exists,
+    summarise,
+    write_record,
+)
 
 
 def _write(tmp_path, method: str, seed: int, cls: int | None, value: float, table: str = "t") -> None:
@@ -45,3 +53,17 @@ def test_multi_metric_summary_has_one_entry_per_metric(tmp_path) -> None:
     summary = summarise(load_records(tmp_path, "t3"))
     assert summary["kdd"]["M"]["f1"] == {"mean": pytest.approx(0.85), "std": pytest.approx(0.05), "n_runs": 2}
     assert summary["kdd"]["M"]["precision"]["mean"] == 1.0
+
+
+def test_check_settings_names_stale_records_and_ignores_irrelevant_keys(tmp_path) -> None:
+    key, fresh, missing = RunKey("t", "d", "M", 0), RunKey("t", "d", "N", 0), RunKey("t", "d", "M", 1)
+    write_record(tmp_path, key, {"auc": 0.5}, {"detector": {"epochs": 3}, "protocol": {"k": [1, 2]}}, 1.0)
+    write_record(tmp_path, fresh, {"auc": 0.5}, {"detector": {"epochs": 3}, "protocol": {"k": [1, 2]}}, 1.0)
+    same = {"detector": {"epochs": 3}, "protocol": {"k": (1, 2)}}  # tuples are recorded as lists
+    check_settings(tmp_path, [(key, same), (fresh, same), (missing, {"anything": 1})])
+    other = {"detector": {"epochs": 5}, "protocol": {"k": (1, 2)}}
+    with pytest.raises(ValueError, match=r"(?s)1 recorded run.*detector\.epochs: 3 -> 5") as err:
+        check_settings(tmp_path, [(key, other), (fresh, same)])
+    assert "seed0.json" in str(err.value) and "nothing was run" in str(err.value)
+    # a method that does not read the detector's settings is not stale for them
+    check_settings(tmp_path, [(key, other)], lambda k, config: {"protocol": config["protocol"]})
