@@ -136,6 +136,22 @@ def run(options: RunOptions) -> None:
         write_summary(options.results_dir, SPEC)
 
 
+def _settings_note() -> str:
+    parts = []
+    for dataset, cfg in SETTINGS.items():
+        d = cfg["detector"]
+        parts.append(
+            f"{dataset}: the `{d['backbone']}` net, {d['similarity']}-product addressing, "
+            f"{d['epochs']} epochs of Adam at lr {d['lr']:g} ({d.get('schedule', 'constant')} schedule), "
+            f"batch {d['batch_size']}"
+        )
+    return (
+        "Settings of the AE and MemAE rows (`SETTINGS` in `src/memae/reproduce/table1.py`; "
+        "λ = 1/N, α = 2e-4 as SPEC §2-3 give them): " + "; ".join(parts) + ". "
+        "Pilot runs behind these choices are in `results/sweeps/` (see its README)."
+    )
+
+
 SPEC = register_table(
     TableSpec(
         name="table1",
@@ -148,7 +164,7 @@ SPEC = register_table(
             "Protocol (SPEC §6): each class in turn is normal; its samples (official train and "
             "test pooled) are split 2:1 into train and test, anomalies from the other classes make "
             "30 % of the test set, 10 % of the training part is held out for validation. "
-            "Score: per-image mean squared reconstruction error."
+            "Score: per-image mean squared reconstruction error. " + _settings_note()
         ),
     )
 )
