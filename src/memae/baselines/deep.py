@@ -73,6 +73,26 @@ class DSEBM(nn.Module):
         return self.energy(x)
 
 
+#: Diagonal loads tried in turn until every component's covariance factorises. Tabular
+#: data with many identical records (KDDCUP99's smurf and neptune) gives components whose
+#: samples in a batch coincide, so their covariance is singular to float precision.
+COV_JITTERS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+
+
+def _cholesky(cov: torch.Tensor) -> torch.Tensor:
+    """Cholesky factors of ``cov + εI`` (K, D, D) with the smallest ε of
+    :data:`COV_JITTERS` that makes every component positive definite."""
+    eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    for jitter in COV_JITTERS:
+        chol, info = torch.linalg.cholesky_ex(cov + jitter * eye)
+        if not bool(info.any()):
+            return chol
+    raise FloatingPointError(
+        f"DAGMM: a mixture covariance is not positive definite even with {COV_JITTERS[-1]} added "
+        "to its diagonal (are the features finite?)"
+    )
+
+
 class DAGMM(nn.Module):
     def __init__(
         self,
@@ -115,8 +135,7 @@ class DAGMM(nn.Module):
         self, z: torch.Tensor, phi: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor
     ) -> torch.Tensor:
         dim = z.shape[1]
-        cov = cov + 1e-6 * torch.eye(dim, device=z.device)
-        chol = torch.linalg.cholesky(cov)
+        chol = _cholesky(cov)
         centred = (z[None] - mu[:, None]).transpose(1, 2)  # (K, D, B)
         solved = torch.linalg.solve_triangular(chol, centred, upper=False)
         mahalanobis = solved.pow(2).sum(dim=1)  # (K, B)
