@@ -78,6 +78,18 @@ def test_fold_handles_missing_bias_and_non_affine_norms(affine: bool, transposed
         torch.testing.assert_close(fold_batchnorm(net)(x), net(x), rtol=1e-5, atol=1e-5)
 
 
+def _biases_before_batchnorm(model: torch.nn.Module) -> set[str]:
+    names = set()
+    for prefix, module in model.named_modules():
+        if isinstance(module, torch.nn.Sequential):
+            for (i, layer), nxt in zip(module.named_children(), list(module)[1:], strict=False):
+                if getattr(layer, "bias", None) is not None and isinstance(
+                    nxt, torch.nn.modules.batchnorm._BatchNorm
+                ):
+                    names.add(f"{prefix}.{i}.bias" if prefix else f"{i}.bias")
+    return names
+
+
 @pytest.mark.parametrize("name", ["mnist", "video-small"])
 def test_channels_last_training_gives_the_same_gradients(name: str) -> None:
     model, config = _trained_looking(name)
@@ -91,10 +103,15 @@ def test_channels_last_training_gives_the_same_gradients(name: str) -> None:
     memae_loss(x, model(x), config).total.backward()
     assert list(model.state_dict()) == keys
     # A conv bias right before a training-mode batch norm has a gradient of exactly 0 in
-    # exact arithmetic, so only rounding noise: compare on the scale of all gradients.
+    # exact arithmetic, so only rounding noise, which the layout changes (on one thread by
+    # up to ~3e-5 of the largest gradient): those must stay at noise level, the rest agree.
     scale = max(float(g.abs().max()) for g in expected.values())
+    noise_only = _biases_before_batchnorm(model)
     for k, p in model.named_parameters():
-        torch.testing.assert_close(p.grad, expected[k], rtol=1e-3, atol=1e-5 * scale, msg=k)
+        if k in noise_only:
+            assert float(p.grad.abs().max()) < 1e-3 * scale, k  # type: ignore[union-attr]
+        else:
+            torch.testing.assert_close(p.grad, expected[k], rtol=1e-3, atol=1e-5 * scale, msg=k)
     for handle in handles:
         handle.remove()
     assert not any(m._forward_pre_hooks for m in model.modules())
