@@ -13,6 +13,7 @@ import json
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,9 @@ def _changes(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def check_settings(
-    results_dir: str | Path, runs: list[tuple[RunKey, dict[str, Any]]], relevant: Any = None
+    results_dir: str | Path,
+    runs: list[tuple[RunKey, dict[str, Any]]],
+    relevant: Callable[[RunKey, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> None:
     """Refuse to resume a grid whose recorded runs were made with other settings.
 
@@ -66,7 +69,10 @@ def check_settings(
     (all of it by default). A record whose part differs would be skipped and then mixed
     into the table with the others, so nothing runs and the error names the records.
     """
-    pick = relevant or (lambda key, config: config)
+
+    def pick(key: RunKey, config: dict[str, Any]) -> dict[str, Any]:
+        return relevant(key, config) if relevant is not None else config
+
     stale: list[tuple[str, str]] = []
     for key, config in runs:
         path = key.path(results_dir)
