@@ -96,6 +96,15 @@ def test_video_tables_sweep_and_figures(options: RunOptions, tmp_path: Path) -> 
     run_table2(options)
     assert before == {p: p.stat().st_mtime_ns for p in (options.results_dir / "runs").rglob("*.json")}
 
+    # Another config on the same results: refused, nothing rewritten.
+    other = dict(options.overrides, config=str(tmp_path / "tiny-2ep.yaml"))
+    config = yaml.safe_load((tmp_path / "tiny.yaml").read_text())
+    config["train"]["epochs"] = 2
+    (tmp_path / "tiny-2ep.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match=r"3 recorded run\(s\).*train\.epochs: 1 -> 2"):
+        run_table2(RunOptions(**{**options.__dict__, "overrides": other}))
+    assert before == {p: p.stat().st_mtime_ns for p in (options.results_dir / "runs").rglob("*.json")}
+
     run_table4(options)
     table4 = load_records(options.results_dir, "table4")
     assert len(table4) == 6

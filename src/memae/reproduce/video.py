@@ -20,7 +20,7 @@ import numpy as np
 from memae.config import get_variant
 from memae.data.paths import data_dir as default_data_dir
 from memae.data.video import VideoSet, avenue, shanghaitech, ucsd_auto
-from memae.reproduce.records import RunKey, load_records, record_exists, write_record
+from memae.reproduce.records import RunKey, check_settings, load_records, record_exists, write_record
 from memae.reproduce.tables import RunOptions, TableSpec, register_table, write_summary
 from memae.video.clips import FrameStore
 from memae.video.config import VideoExperiment, experiment_from_dict, load_experiment
@@ -165,13 +165,18 @@ def _reuse(results_dir: Path, key: RunKey, experiment: VideoExperiment) -> bool:
     return False
 
 
+def _normalised(config: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config with the fields added since it was written at their defaults."""
+    try:
+        return experiment_from_dict(config).to_dict()
+    except (TypeError, ValueError):
+        return config
+
+
 def _same(recorded: dict[str, Any], wanted: dict[str, Any]) -> bool:
     """Whether a recorded config is ``wanted`` once fields added since it was written take
     their defaults."""
-    try:
-        return experiment_from_dict(recorded).to_dict() == wanted
-    except (TypeError, ValueError):
-        return False
+    return _normalised(recorded) == wanted
 
 
 _CORE = {"table", "dataset", "method", "normal_class", "seed", "metrics", "config", "wall_seconds"}
@@ -188,6 +193,17 @@ def _grid(
     datasets = tuple(options.datasets or default_datasets)
     methods = tuple(options.methods or default_methods)
     seeds = tuple(options.seeds or DEFAULT_SEEDS)
+    variants = [get_variant(m) for m in methods]
+    check_settings(
+        options.results_dir,
+        [
+            (RunKey(table, d, v.title, s), experiment.with_model(variant=v.name).to_dict())
+            for s in seeds
+            for d in datasets
+            for v in variants
+        ],
+        lambda key, config: _normalised(config),
+    )
     for seed in seeds:
         for dataset in datasets:
             for method in methods:
