@@ -235,19 +235,34 @@ def run_table4(options: RunOptions) -> None:
     _figures(options)
 
 
+def _sweep_key(memory_size: int, seed: int) -> RunKey:
+    return RunKey(SWEEP_TABLE, "ucsd_ped2", f"MemAE N={memory_size}", seed)
+
+
 def run_memory_sweep(options: RunOptions) -> None:
     """Fig. 4: MemAE's AUC on Ped2 for each memory size N (λ follows the configuration)."""
     experiment = experiment_for(options)
     root = default_data_dir(options.data_dir)
     sizes = tuple(int(n) for n in options.overrides.get("memory_sizes", DEFAULT_SIZES))
-    for seed in tuple(options.seeds or (0,)):
+    seeds = tuple(options.seeds or (0,))
+
+    def sized(n: int) -> VideoExperiment:
+        run_exp = experiment.with_model(variant="memae", memory_size=n)
+        if experiment.model.shrink_threshold is None:
+            run_exp = run_exp.with_model(shrink_threshold=None)
+        return run_exp
+
+    check_settings(
+        options.results_dir,
+        [(_sweep_key(n, s), sized(n).to_dict()) for s in seeds for n in sizes],
+        lambda key, config: _normalised(config),
+    )
+    for seed in seeds:
         for n in sizes:
-            key = RunKey(SWEEP_TABLE, "ucsd_ped2", f"MemAE N={n}", seed)
+            key = _sweep_key(n, seed)
             if record_exists(options.results_dir, key):
                 continue
-            run_exp = experiment.with_model(variant="memae", memory_size=n)
-            if experiment.model.shrink_threshold is None:
-                run_exp = run_exp.with_model(shrink_threshold=None)
+            run_exp = sized(n)
             if _reuse(options.results_dir, key, run_exp):
                 continue
             metrics = run_one(key, run_exp, root, options.results_dir)
