@@ -191,9 +191,8 @@ def _grid(
     experiment = experiment_for(options)
     root = default_data_dir(options.data_dir)
     datasets = tuple(options.datasets or default_datasets)
-    methods = tuple(options.methods or default_methods)
+    variants = [get_variant(m) for m in (options.methods or default_methods)]
     seeds = tuple(options.seeds or DEFAULT_SEEDS)
-    variants = [get_variant(m) for m in methods]
     check_settings(
         options.results_dir,
         [
@@ -206,8 +205,7 @@ def _grid(
     )
     for seed in seeds:
         for dataset in datasets:
-            for method in methods:
-                variant = get_variant(method)
+            for variant in variants:
                 key = RunKey(table, dataset, variant.title, seed)
                 if record_exists(options.results_dir, key):
                     continue
