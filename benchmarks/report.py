@@ -49,15 +49,18 @@ PATH_ROWS = [
     (
         "fused addressing + read",
         "`memae.nn.fused.address_read`, used by `MemoryModule`",
-        "softmax, hard shrinkage, L1 re-normalisation and read as one autograd node with a "
-        "hand-written backward: two (M, N) tensors kept instead of about ten; the forward is "
-        "bitwise the plain one",
+        "similarity, softmax, hard shrinkage, L1 re-normalisation and read as one autograd node "
+        "with a hand-written backward: three (M, N) tensors kept instead of about ten, the "
+        "norms scale the (M, N) products instead of normalised copies of the memory being "
+        "made, the softmax backward is one kernel, the memory's two gradient terms are one "
+        "product, narrow products (KDDCUP's 3 columns) run transposed",
         "memory suite; peak memory of every memory model",
     ),
     (
         "fused entropy",
         "`memae.nn.fused.addressing_entropy`, used by `memae_loss`",
-        "one dot product forward, one fused backward, no permute copies",
+        "one dot product forward; the slope made beside the log, so the backward is one "
+        "product; no permute copies",
         "memory suite",
     ),
     (

@@ -3,10 +3,11 @@
 The same equations as :mod:`memae.nn.functional` (Gong et al., ICCV 2019, Eqs. 3-7, 10)
 with hand-written gradients. Autograd on the plain functions keeps about ten (M, N)
 intermediates alive per step (the similarities, ``w - λ``, its ReLU and absolute value, the
-products and quotients of the shrinkage, the log of the entropy); these nodes keep the
-softmax weights ``w`` and the addressing weights ``ŵ`` only, and their backward passes
-touch each (M, N) element a few times. Values equal the plain functions' bit for bit in the
-forward pass and within float rounding in the backward pass
+products and quotients of the shrinkage, the log of the entropy) and runs some forty small
+operations; these nodes keep the similarities, the softmax weights ``w``, the addressing
+weights ``ŵ`` and the entropy's slope, touch each (M, N) element a few times, and never
+write a normalised copy of the memory: the norms scale the (M, N) products instead. Values
+equal the plain functions' within float rounding, forward and backward
 (``tests/unit/nn/test_fused.py``).
 """
 
@@ -20,9 +21,15 @@ import torch.nn.functional as F
 from memae.nn import functional as MF
 
 _NORM_EPS = 1e-12  # F.normalize's default
-#: Below this many (query, slot) pairs the per-call Python cost of a custom node exceeds
-#: what it saves, and autograd on the plain functions runs instead.
-FUSE_MIN_ELEMENTS = 16384
+_NARROW = 16
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b``. A tall, narrow product (KDDCUP's memory has 3 columns) is computed as
+    ``(bᵀ aᵀ)ᵀ``: CPU BLAS writes a few long rows several times faster than many short ones."""
+    if b.shape[1] < _NARROW and a.shape[0] > 4 * b.shape[1]:
+        return torch.mm(b.t(), a.t()).t()
+    return torch.mm(a, b)
 
 
 def _shrink(weights: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -54,18 +61,41 @@ def _address_read(
         weights = shrunk.div_(sums.clamp_min(MF.SHRINK_EPS))
     else:
         weights, sums = soft, soft.new_ones(soft.shape[0], 1)
-    return weights @ memory, weights, soft, sums
+    return _mm(weights, memory), weights, soft, sums
 
 
-def _normalize_backward(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """Gradient of ``F.normalize(x, dim=1)`` (``x / max(‖x‖, eps)``) given ``grad`` on its
-    output: ``grad / n − x (x·grad) / n³`` where ``‖x‖ > eps``, ``grad / eps`` elsewhere.
-    One temporary the size of ``x``."""
-    norm = x.norm(dim=1, keepdim=True)
-    inv = norm.clamp_min(_NORM_EPS).reciprocal()
-    dots = torch.bmm(x.unsqueeze(1), grad.unsqueeze(2)).view(-1, 1)  # row-wise x·grad
-    coef = dots * inv.pow(3) * (norm > _NORM_EPS)
-    return (grad * inv).addcmul_(x, coef, value=-1.0)
+def _inverse_norms(x: torch.Tensor) -> torch.Tensor:
+    """``1 / max(‖x_i‖, eps)`` of every row: what :func:`F.normalize` divides by."""
+    return torch.linalg.vector_norm(x, dim=1).clamp_min_(_NORM_EPS).reciprocal_()
+
+
+def _train_forward(
+    queries: torch.Tensor, memory: torch.Tensor, threshold: float, kind: str
+) -> tuple[torch.Tensor, ...]:
+    """The forward maths of the autograd node, arranged for its backward pass.
+
+    Cosine similarities are ``(q mᵀ) ⊙ (1/‖q‖) (1/‖m‖)ᵀ``: the norms scale the (M, N)
+    product instead of normalised copies of both operands being made, so nothing the size of
+    the memory is written. Equal to :func:`_address_read` within float rounding.
+    """
+    if kind == "cosine":
+        inv_q, inv_m = _inverse_norms(queries), _inverse_norms(memory)
+        sim = torch.mm(queries, memory.t()).mul_(inv_q.unsqueeze(1)).mul_(inv_m)
+    elif kind == "dot":
+        inv_q = inv_m = queries.new_empty(0)
+        sim = torch.mm(queries, memory.t())
+    else:
+        raise ValueError(f"similarity must be one of {MF.SIMILARITIES}, got {kind!r}")
+    soft = torch.softmax(sim, dim=1)
+    if kind == "dot":
+        sim = soft.new_empty(0)  # the backward pass needs the similarities for cosine only
+    if threshold > 0:
+        shrunk = _shrink(soft, threshold)
+        sums = shrunk.sum(dim=1, keepdim=True)
+        weights = shrunk.div_(sums.clamp_min(MF.SHRINK_EPS))
+    else:
+        weights, sums = soft, soft.new_empty(0)
+    return _mm(weights, memory), weights, soft, sums, sim, inv_q, inv_m
 
 
 class _AddressRead(torch.autograd.Function):
@@ -73,24 +103,22 @@ class _AddressRead(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, queries: torch.Tensor, memory: torch.Tensor, threshold: float, kind: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        read, weights, soft, sums = _address_read(queries, memory, threshold, kind)
+        read, weights, soft, sums, sim, inv_q, inv_m = _train_forward(queries, memory, threshold, kind)
         ctx.threshold, ctx.kind = threshold, kind
-        ctx.save_for_backward(queries, memory, weights, soft, sums)
+        ctx.save_for_backward(queries, memory, weights, soft, sums, sim, inv_q, inv_m)
         return read, weights
 
     @staticmethod
     def backward(ctx: Any, grad_read: torch.Tensor | None, grad_weights: torch.Tensor | None) -> Any:
-        queries, memory, weights, soft, sums = ctx.saved_tensors
+        queries, memory, weights, soft, sums, sim, inv_q, inv_m = ctx.saved_tensors
         threshold, kind = ctx.threshold, ctx.kind
         if grad_read is None:
-            grad_w_hat = grad_weights.clone()
-            grad_memory = torch.zeros_like(memory)
+            grad_read = torch.zeros_like(queries)
+        # ẑ = ŵ M (Eq. 3)
+        if grad_weights is None:
+            grad_w_hat = torch.mm(grad_read, memory.t())
         else:
-            if grad_weights is None:
-                grad_w_hat = grad_read @ memory.t()
-            else:
-                grad_w_hat = torch.addmm(grad_weights, grad_read, memory.t())
-            grad_memory = weights.t() @ grad_read
+            grad_w_hat = torch.addmm(grad_weights, grad_read, memory.t())
         if threshold > 0:
             # ŵ = h / max(Σh, ε): the L1 re-normalisation, then h = shrink(w) (Eq. 7).
             radial = (grad_w_hat * weights).sum(dim=1, keepdim=True) * (sums > MF.SHRINK_EPS)
@@ -103,18 +131,27 @@ class _AddressRead(torch.autograd.Function):
             del slope
         else:
             grad_soft = grad_w_hat
-        # softmax: w ⊙ (g - Σ g w)
-        grad_sim = grad_soft.sub_((grad_soft * soft).sum(dim=1, keepdim=True)).mul_(soft)
-        if kind == "cosine":
-            # one normalised operand alive at a time: they are as large as the memory
-            grad_unit_q = grad_sim @ F.normalize(memory, dim=1)
-            grad_queries = _normalize_backward(queries, grad_unit_q)
-            del grad_unit_q
-            grad_unit_m = grad_sim.t() @ F.normalize(queries, dim=1)
-            grad_memory += _normalize_backward(memory, grad_unit_m)
-        else:
-            grad_queries = grad_sim @ memory
-            grad_memory.addmm_(grad_sim.t(), queries)
+        # softmax, in one kernel: w ⊙ (g - Σ g w)
+        grad_sim = torch.ops.aten._softmax_backward_data(grad_soft, soft, 1, soft.dtype)
+        del grad_soft
+        if kind == "dot":
+            grad_queries = _mm(grad_sim, memory)
+            # M̂'s two terms, ŵᵀ ∂ẑ + ∂sᵀ q, as one product
+            grad_memory = _mm(torch.cat([weights, grad_sim]).t(), torch.cat([grad_read, queries]))
+            return grad_queries, grad_memory, None, None
+        # s = (q · m) a b with a = 1/max(‖q‖, ε), b = 1/max(‖m‖, ε) (F.normalize's gradient:
+        # g/n − x (x · g)/n³ where ‖x‖ > ε, g/ε elsewhere). The row dots x · g that the
+        # normalisation needs are sums over the (M, N) product ∂s ⊙ s, no pass over x.
+        weighted = grad_sim * sim
+        coef_q = weighted.sum(dim=1).mul_(inv_q.square()).mul_(inv_q < 1 / _NORM_EPS)
+        coef_m = weighted.sum(dim=0).mul_(inv_m.square()).mul_(inv_m < 1 / _NORM_EPS)
+        del weighted
+        grad_sim.mul_(inv_m)  # ∂s b
+        grad_queries = _mm(grad_sim, memory).mul_(inv_q.unsqueeze(1))
+        grad_queries.addcmul_(queries, coef_q.unsqueeze(1), value=-1.0)
+        grad_sim.mul_(inv_q.unsqueeze(1))  # ∂s a b
+        grad_memory = _mm(torch.cat([weights, grad_sim]).t(), torch.cat([grad_read, queries]))
+        grad_memory.addcmul_(memory, coef_m.unsqueeze(1), value=-1.0)
         return grad_queries, grad_memory, None, None
 
 
@@ -134,13 +171,9 @@ def address_read(
     """``(read, weights)`` of queries (M, C) on memory (N, C): ``MF.address`` then ``MF.read``.
 
     Returns ``ẑ = ŵ M`` (M, C) and ``ŵ`` (M, N) (Eqs. 3-7). One autograd node when a gradient
-    is needed and the problem has at least :data:`FUSE_MIN_ELEMENTS` (query, slot) pairs;
-    autograd on the plain functions for smaller ones; the forward maths alone otherwise.
+    is needed; the forward maths alone otherwise.
     """
     if _differentiable(queries, memory):
-        if queries.shape[0] * memory.shape[0] < FUSE_MIN_ELEMENTS:
-            weights = MF.address(queries, memory, shrink_threshold, kind)  # type: ignore[arg-type]
-            return MF.read(weights, memory), weights
         read, weights = _AddressRead.apply(queries, memory, float(shrink_threshold), kind)
         return read, weights
     read, weights, _, _ = _address_read(queries, memory, float(shrink_threshold), kind)
@@ -156,28 +189,29 @@ def _rows(weights: torch.Tensor) -> torch.Tensor:
 class _Entropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weights: torch.Tensor, eps: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.eps = eps
-        ctx.save_for_backward(weights)
         rows = _rows(weights)
+        queries = max(rows.shape[0], 1)
+        shifted = rows + eps
+        logs = torch.log(shifted)
         # Σ_q Σ_i −ŵ log(ŵ + ε) / Q as one dot product of the flattened rows
-        logs = (rows + eps).log_()
-        return -torch.dot(rows.reshape(-1), logs.reshape(-1)) / max(rows.shape[0], 1)
+        value = -torch.dot(rows.reshape(-1), logs.reshape(-1)) / queries
+        # d/dw [-w log(w + ε)] = -(log(w + ε) + w / (w + ε)): made here, where the log is at
+        # hand, so that the backward pass is one product
+        ctx.save_for_backward(logs.add_(shifted.reciprocal_().mul_(rows)))
+        ctx.queries, ctx.lead = queries, weights.movedim(1, -1).shape
+        return value
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
-        (weights,) = ctx.saved_tensors
-        rows = _rows(weights)
-        shifted = rows + ctx.eps
-        # d/dw [-w log(w + ε)] = -(log(w + ε) + w / (w + ε)), averaged over the queries
-        grad_rows = torch.div(rows, shifted).add_(shifted.log_()).mul_(-grad / max(rows.shape[0], 1))
-        lead = weights.movedim(1, -1).shape
-        return grad_rows.view(lead).movedim(-1, 1), None
+        (slope,) = ctx.saved_tensors
+        grad_rows = slope * (-grad / ctx.queries)
+        return grad_rows.view(ctx.lead).movedim(-1, 1), None
 
 
 def addressing_entropy(weights: torch.Tensor, eps: float = MF.ENTROPY_EPS) -> torch.Tensor:
     """:func:`memae.nn.functional.addressing_entropy` as one autograd node (the same
     value up to the order of the summation)."""
-    if _differentiable(weights) and weights.numel() >= FUSE_MIN_ELEMENTS:
+    if _differentiable(weights):
         return _Entropy.apply(weights, eps)
     return MF.addressing_entropy(weights, eps)
 

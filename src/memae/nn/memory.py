@@ -69,6 +69,9 @@ class MemoryModule(nn.Module):
                 f"expected a query of shape (B, {self.slot_dim}) or (B, {self.slot_dim}, *spatial), "
                 f"got {tuple(query.shape)}"
             )
+        if query.dim() == 2:  # rows already: no views for autograd to walk back through
+            read, weights = fused.address_read(query, self.memory, self.shrink_threshold, self.similarity)
+            return MemoryOutput(read=read, weights=weights)
         # Non-negative dims throughout: the ONNX exporter turns movedim(-1, 1) of a 2-D
         # tensor into a Transpose with perm (0, -1), which onnxruntime rejects.
         last = query.dim() - 1
