@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from memae.cli import main
 from tests.fixtures import write_kddcup, write_mnist
 
@@ -46,6 +48,14 @@ def test_table3_records_precision_recall_f1(tmp_path) -> None:
     summary = json.loads((results / "table3.json").read_text())
     assert set(summary["kddcup99"]["MemAE"]) == {"precision", "recall", "f1"}
     assert summary["kddcup99"]["OC-SVM"]["f1"]["n_runs"] == 2
+    record = json.loads((results / "runs" / "table3" / "kddcup99" / "MemAE" / "seed0.json").read_text())
+    by_label = record["by_label"]
+    assert sum(c["n"] for c in by_label.values()) == record["n_test"]
+    anomalies = by_label["normal."]
+    assert anomalies["flagged"] / anomalies["n"] == pytest.approx(record["metrics"]["recall"])
+    doc = (tmp_path / "R.md").read_text()
+    assert "### Flagged test records by label" in doc
+    assert "MemAE (2 runs)" in doc and "OC-SVM (2 runs)" in doc
 
 
 def test_unknown_table_and_method_fail_clearly(tmp_path, capsys) -> None:

@@ -90,12 +90,13 @@ def load_kddcup(
 
 class KDDSplit(NamedTuple):
     """One run of the DAGMM protocol: scaled training records of the normal (attack) class,
-    the scaled test half and its labels (1 = anomaly)."""
+    the scaled test half, its labels (1 = anomaly) and its raw label strings."""
 
     train: np.ndarray
     test: np.ndarray
     test_labels: np.ndarray
     train_all: np.ndarray
+    test_names: np.ndarray
 
 
 def dagmm_split(
@@ -124,7 +125,21 @@ def dagmm_split(
         return ((x - offset) / spread).astype(np.float32)
 
     train_normal = train[data.y[train_idx] == 0]
-    return KDDSplit(scale(train_normal), scale(data.X[test_idx]), data.y[test_idx], scale(train))
+    return KDDSplit(
+        scale(train_normal), scale(data.X[test_idx]), data.y[test_idx], scale(train), data.labels[test_idx]
+    )
+
+
+def flagged_by_label(names: np.ndarray, flagged: np.ndarray) -> dict[str, dict[str, int]]:
+    """``{label: {"n": test records, "flagged": how many were flagged}}``: the recall of the
+    anomaly class (``normal.``) and, for every attack type, its false positives."""
+    names, flagged = np.asarray(names), np.asarray(flagged, dtype=bool)
+    if names.shape != flagged.shape:
+        raise ValueError(f"expected one flag per label, got {flagged.shape} flags for {names.shape} labels")
+    return {
+        str(label): {"n": int((names == label).sum()), "flagged": int(flagged[names == label].sum())}
+        for label in np.unique(names)
+    }
 
 
 def top_fraction_threshold(

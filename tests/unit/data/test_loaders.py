@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from memae.data.cifar10 import load_cifar10, read_batch
-from memae.data.kddcup import dagmm_split, load_kddcup, top_fraction_threshold
+from memae.data.kddcup import dagmm_split, flagged_by_label, load_kddcup, top_fraction_threshold
 from memae.data.mnist import load_mnist, read_idx
 from tests.fixtures import write_cifar10, write_idx, write_kddcup, write_mnist
 
@@ -83,6 +83,19 @@ def test_dagmm_split_trains_on_attacks_and_scales_on_the_training_half(tmp_path)
     assert len(split.train) == 100 - anomalies_in_training_half
     assert split.train_all.min() >= 0.0 and split.train_all.max() <= 1.0
     assert split.train.shape[1] == data.X.shape[1]
+    np.testing.assert_array_equal(split.test_labels, (split.test_names == "normal.").astype(int))
+
+
+def test_flagged_by_label_counts_each_label() -> None:
+    names = np.array(["normal.", "smurf.", "normal.", "neptune.", "smurf."])
+    counts = flagged_by_label(names, np.array([True, True, False, False, False]))
+    assert counts == {
+        "neptune.": {"n": 1, "flagged": 0},
+        "normal.": {"n": 2, "flagged": 1},
+        "smurf.": {"n": 2, "flagged": 1},
+    }
+    with pytest.raises(ValueError, match="one flag per label"):
+        flagged_by_label(names, np.array([True]))
 
 
 def test_top_fraction_threshold_flags_the_requested_share(rng: np.random.Generator) -> None:
