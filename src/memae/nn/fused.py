@@ -69,33 +69,56 @@ def _inverse_norms(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(x, dim=1).clamp_min_(_NORM_EPS).reciprocal_()
 
 
+def _scale_products(queries: torch.Tensor, memory: torch.Tensor) -> bool:
+    """Whether cosine similarity should scale the (M, N) product by the norms rather than
+    normalise copies of the operands: whichever touches fewer elements. Global memories
+    (MNIST, CIFAR-10: few queries, wide slots) scale; per-location video addressing (many
+    queries) and narrow slots (KDDCUP) normalise."""
+    rows, slots, dim = queries.shape[0], memory.shape[0], queries.shape[1]
+    return rows * slots < (rows + slots) * dim
+
+
 def _train_forward(
     queries: torch.Tensor, memory: torch.Tensor, threshold: float, kind: str
 ) -> tuple[torch.Tensor, ...]:
     """The forward maths of the autograd node, arranged for its backward pass.
 
-    Cosine similarities are ``(q mᵀ) ⊙ (1/‖q‖) (1/‖m‖)ᵀ``: the norms scale the (M, N)
-    product instead of normalised copies of both operands being made, so nothing the size of
-    the memory is written. Equal to :func:`_address_read` within float rounding.
+    Cosine similarities are either ``(q mᵀ) ⊙ (1/‖q‖) (1/‖m‖)ᵀ`` (the norms scale the
+    (M, N) product; nothing the size of the memory is written) or the product of normalised
+    copies, by :func:`_scale_products`. Equal to :func:`_address_read` within float rounding.
+    Returns ``(read, ŵ, w, Σ shrink(w), similarities or empty, 1/‖q‖, 1/‖m‖)``.
     """
+    empty = queries.new_empty(0)
     if kind == "cosine":
         inv_q, inv_m = _inverse_norms(queries), _inverse_norms(memory)
-        sim = torch.mm(queries, memory.t()).mul_(inv_q.unsqueeze(1)).mul_(inv_m)
+        if _scale_products(queries, memory):
+            sim = torch.mm(queries, memory.t()).mul_(inv_q.unsqueeze(1)).mul_(inv_m)
+        else:
+            sim = torch.mm(queries * inv_q.unsqueeze(1), (memory * inv_m.unsqueeze(1)).t())
     elif kind == "dot":
-        inv_q = inv_m = queries.new_empty(0)
+        inv_q = inv_m = empty
         sim = torch.mm(queries, memory.t())
     else:
         raise ValueError(f"similarity must be one of {MF.SIMILARITIES}, got {kind!r}")
     soft = torch.softmax(sim, dim=1)
-    if kind == "dot":
-        sim = soft.new_empty(0)  # the backward pass needs the similarities for cosine only
+    if kind == "dot" or not _scale_products(queries, memory):
+        sim = empty  # only the scaled products' backward pass reads the similarities
     if threshold > 0:
         shrunk = _shrink(soft, threshold)
         sums = shrunk.sum(dim=1, keepdim=True)
         weights = shrunk.div_(sums.clamp_min(MF.SHRINK_EPS))
     else:
-        weights, sums = soft, soft.new_empty(0)
+        weights, sums = soft, empty
     return _mm(weights, memory), weights, soft, sums, sim, inv_q, inv_m
+
+
+def _normalize_backward(x: torch.Tensor, grad: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+    """Gradient of ``F.normalize(x, dim=1)`` given ``grad`` on its output and ``inv =
+    1/max(‖x‖, ε)``: ``g/n − x (x·g)/n³`` where ``‖x‖ > ε``, ``g/ε`` elsewhere; in place
+    on ``grad``."""
+    dots = torch.bmm(x.unsqueeze(1), grad.unsqueeze(2)).view(-1)  # row-wise x·g
+    coef = dots.mul_(inv.pow(3)).mul_(inv < 1 / _NORM_EPS)
+    return grad.mul_(inv.unsqueeze(1)).addcmul_(x, coef.unsqueeze(1), value=-1.0)
 
 
 class _AddressRead(torch.autograd.Function):
@@ -139,9 +162,13 @@ class _AddressRead(torch.autograd.Function):
             # M̂'s two terms, ŵᵀ ∂ẑ + ∂sᵀ q, as one product
             grad_memory = _mm(torch.cat([weights, grad_sim]).t(), torch.cat([grad_read, queries]))
             return grad_queries, grad_memory, None, None
-        # s = (q · m) a b with a = 1/max(‖q‖, ε), b = 1/max(‖m‖, ε) (F.normalize's gradient:
-        # g/n − x (x · g)/n³ where ‖x‖ > ε, g/ε elsewhere). The row dots x · g that the
-        # normalisation needs are sums over the (M, N) product ∂s ⊙ s, no pass over x.
+        if sim.numel() == 0:  # normalised copies: s = q̂ m̂ᵀ
+            grad_queries = _normalize_backward(queries, _mm(grad_sim, memory * inv_m.unsqueeze(1)), inv_q)
+            grad_memory = _normalize_backward(memory, _mm(grad_sim.t(), queries * inv_q.unsqueeze(1)), inv_m)
+            return grad_queries, grad_memory.addmm_(weights.t(), grad_read), None, None
+        # scaled products: s = (q · m) a b with a = 1/max(‖q‖, ε), b = 1/max(‖m‖, ε)
+        # (F.normalize's gradient: g/n − x (x · g)/n³ where ‖x‖ > ε, g/ε elsewhere). The row
+        # dots x · g that the normalisation needs are sums over the (M, N) product ∂s ⊙ s.
         weighted = grad_sim * sim
         coef_q = weighted.sum(dim=1).mul_(inv_q.square()).mul_(inv_q < 1 / _NORM_EPS)
         coef_m = weighted.sum(dim=0).mul_(inv_m.square()).mul_(inv_m < 1 / _NORM_EPS)

@@ -19,19 +19,21 @@ def _leaves(dtype: torch.dtype, rows: int = 48, slots: int = 30, dim: int = 6) -
 
 @pytest.mark.parametrize("kind", ["cosine", "dot"])
 @pytest.mark.parametrize("threshold", [0.0, 0.02, 0.05])
-def test_forward_equals_the_plain_functions(kind: str, threshold: float) -> None:
+@pytest.mark.parametrize("dim", [6, 40])
+def test_forward_equals_the_plain_functions(kind: str, threshold: float, dim: int) -> None:
     # norms scale the product instead of the operands, narrow products run transposed:
     # float rounding apart
-    q, m = _leaves(torch.float32)
+    q, m = _leaves(torch.float32, dim=dim)
     read, weights = fused.address_read(q, m, threshold, kind)
     expected_read, expected_weights = _plain(q, m, threshold, kind)
     torch.testing.assert_close(weights, expected_weights, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(read, expected_read, rtol=1e-5, atol=1e-7)
 
 
-def test_zero_queries_and_slots_get_f_normalize_gradients() -> None:
+@pytest.mark.parametrize("dim", [6, 40])
+def test_zero_queries_and_slots_get_f_normalize_gradients(dim: int) -> None:
     """F.normalize divides a row whose norm is under its eps by eps, not by the norm."""
-    q, m = _leaves(torch.float64)
+    q, m = _leaves(torch.float64, dim=dim)
     with torch.no_grad():
         q[3].zero_()
         m[5].zero_()
@@ -50,15 +52,16 @@ def test_zero_queries_and_slots_get_f_normalize_gradients() -> None:
 @pytest.mark.parametrize("kind", ["cosine", "dot"])
 @pytest.mark.parametrize("threshold", [0.0, 0.02, 0.05])
 @pytest.mark.parametrize("terms", ["read", "entropy", "both"])
+@pytest.mark.parametrize("dim", [6, 40])  # normalised copies / scaled products
 def test_gradients_equal_autograd_on_the_plain_functions(
-    dtype: torch.dtype, kind: str, threshold: float, terms: str
+    dtype: torch.dtype, kind: str, threshold: float, terms: str, dim: int
 ) -> None:
     def loss(read: torch.Tensor, weights: torch.Tensor, entropy) -> torch.Tensor:
         target = torch.linspace(-1, 1, read.numel(), dtype=dtype).view_as(read)
         parts = {"read": (read - target).pow(2).mean(), "entropy": 0.3 * entropy(weights)}
         return sum(v for k, v in parts.items() if terms in (k, "both"))
 
-    q, m = _leaves(dtype)
+    q, m = _leaves(dtype, dim=dim)
     loss(*fused.address_read(q, m, threshold, kind), fused.addressing_entropy).backward()
     got = (q.grad.clone(), m.grad.clone())  # type: ignore[union-attr]
     q.grad, m.grad = None, None
