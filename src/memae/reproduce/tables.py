@@ -7,6 +7,8 @@ then regenerates ``results/<table>.json`` and ``docs/RESULTS.md`` from every rec
 from __future__ import annotations
 
 import json
+import statistics
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,13 +128,37 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
             )
     seconds = sum(r.get("wall_seconds", 0.0) for r in records)
     commits = sorted({_short(str(r.get("commit"))) for r in records})
+    lines += ["", *wall_time_table(records)]
     lines += [
         "",
-        f"{len(records)} runs, {seconds / 3600:.2f} h of wall time in total "
-        f"(records under `results/runs/{spec.name}/`, commits {', '.join(commits)}).",
+        f"{len(records)} runs, {seconds / 3600:.2f} h of wall time in total, about "
+        f"{seconds / 7200:.1f} h on 2 cores (records under `results/runs/{spec.name}/`, "
+        f"commits {', '.join(commits)}).",
         "",
     ]
     return "\n".join([*lines, extra])
+
+
+def wall_time_table(records: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: the recorded time of each dataset's and method's runs (fit + score,
+    one thread each), the median run and the total, in core-hours."""
+    grouped: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for rec in records:
+        if "wall_seconds" in rec:
+            grouped[(rec["dataset"], rec["method"])].append(float(rec["wall_seconds"]))
+    if not grouped:
+        return []
+    lines = [
+        "Time per run as recorded (one thread per run; grids ran side by side on the 2 cores, "
+        "so these include some contention):",
+        "",
+        "| dataset | method | runs | median run (s) | total (core-hours) |",
+        "|---|---|---|---|---|",
+    ]
+    for (dataset, method), times in sorted(grouped.items()):
+        median = statistics.median(times)
+        lines.append(f"| {dataset} | {method} | {len(times)} | {median:.0f} | {sum(times) / 3600:.2f} |")
+    return lines
 
 
 def _short(commit: str) -> str:

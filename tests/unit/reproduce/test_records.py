@@ -67,3 +67,17 @@ def test_check_settings_names_stale_records_and_ignores_irrelevant_keys(tmp_path
     assert "seed0.json" in str(err.value) and "nothing was run" in str(err.value)
     # a method that does not read the detector's settings is not stale for them
     check_settings(tmp_path, [(key, other)], lambda k, config: {"protocol": config["protocol"]})
+
+
+def test_wall_time_table_gives_each_method_its_median_and_total() -> None:
+    from memae.reproduce.tables import wall_time_table
+
+    records = [{"dataset": "mnist", "method": "AE", "wall_seconds": s} for s in (10.0, 30.0, 20.0)] + [
+        {"dataset": "mnist", "method": "KDE", "wall_seconds": 3600.0},
+        {"dataset": "mnist", "method": "X"},
+    ]
+    lines = wall_time_table(records)
+    assert "| mnist | AE | 3 | 20 | 0.02 |" in lines
+    assert "| mnist | KDE | 1 | 3600 | 1.00 |" in lines
+    assert not any("| X |" in line for line in lines)
+    assert wall_time_table([]) == []
