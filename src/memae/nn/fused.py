@@ -4,11 +4,12 @@ The same equations as :mod:`memae.nn.functional` (Gong et al., ICCV 2019, Eqs. 3
 with hand-written gradients. Autograd on the plain functions keeps about ten (M, N)
 intermediates alive per step (the similarities, ``w - λ``, its ReLU and absolute value, the
 products and quotients of the shrinkage, the log of the entropy) and runs some forty small
-operations; these nodes keep the similarities, the softmax weights ``w``, the addressing
-weights ``ŵ`` and the entropy's slope, touch each (M, N) element a few times, and never
-write a normalised copy of the memory: the norms scale the (M, N) products instead. Values
-equal the plain functions' within float rounding, forward and backward
-(``tests/unit/nn/test_fused.py``).
+operations; these nodes keep the softmax weights ``w``, the addressing weights ``ŵ``, the
+entropy's slope and, where it is the smaller, the (M, N) similarity, touch each (M, N)
+element a few times, and compute the softmax's backward in one kernel and the memory's
+gradient in one product. Cosine similarity either normalises copies of the queries and the
+memory or scales the (M, N) product by their norms, whichever writes less. Values equal the
+plain functions' within float rounding, forward and backward (``tests/unit/nn/test_fused.py``).
 """
 
 from __future__ import annotations
