@@ -71,10 +71,17 @@ def write_summary(results_dir: Path, spec: TableSpec) -> dict[str, Any]:
 
 
 def _fmt(stats: dict[str, Any] | None) -> str:
+    """``mean ± std (n)`` over seeds; a single seed (or run) shows its value alone, since
+    its spread is unknown, not zero."""
     if not stats:
         return "–"
-    classes = f", {stats['n_classes']} classes" if "n_classes" in stats else ""
-    return f"{stats['mean']:.4f} ± {stats['std']:.4f} (n={stats['n_runs']}{classes})"
+    classes = stats.get("n_classes")
+    seeds = stats["n_runs"] // classes if classes else stats["n_runs"]
+    unit = "seed" if classes else "run"
+    count = f"{seeds} {unit}{'s' if seeds != 1 else ''}" + (f" × {classes} classes" if classes else "")
+    if seeds == 1:
+        return f"{stats['mean']:.4f} ({count})"
+    return f"{stats['mean']:.4f} ± {stats['std']:.4f} ({count})"
 
 
 def _paper(value: Any) -> str:

@@ -81,3 +81,14 @@ def test_wall_time_table_gives_each_method_its_median_and_total() -> None:
     assert "| mnist | KDE | 1 | 3600 | 1.00 |" in lines
     assert not any("| X |" in line for line in lines)
     assert wall_time_table([]) == []
+
+
+def test_table_cells_show_a_spread_only_over_several_seeds() -> None:
+    from memae.reproduce.tables import _fmt
+
+    assert _fmt({"mean": 0.9, "std": 0.0, "n_runs": 10, "n_classes": 10}) == "0.9000 (1 seed × 10 classes)"
+    three_seeds = {"mean": 0.9, "std": 0.01, "n_runs": 30, "n_classes": 10}
+    assert _fmt(three_seeds) == "0.9000 ± 0.0100 (3 seeds × 10 classes)"
+    assert _fmt({"mean": 0.9, "std": 0.02, "n_runs": 20}) == "0.9000 ± 0.0200 (20 runs)"
+    assert _fmt({"mean": 0.9, "std": 0.0, "n_runs": 1}) == "0.9000 (1 run)"
+    assert _fmt(None) == "–"
