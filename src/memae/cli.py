@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from memae.checkpoint import CheckpointError, atomic_write, read_metadata
+from memae.io import load_yaml
 
 Handler = Callable[[argparse.Namespace], int]
 _HANDLERS: dict[str, Handler] = {}
@@ -33,7 +32,7 @@ def _detector_params() -> dict[str, Any]:
 
 
 def _scalar(text: str) -> Any:
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +56,7 @@ def detector_params_from(args: argparse.Namespace) -> dict[str, Any]:
         path = Path(args.config)
         if not path.is_file():
             raise FileNotFoundError(f"no config file at {path}")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loaded = load_yaml(path.read_text(encoding="utf-8")) or {}
         if not isinstance(loaded, dict):
             raise ValueError(
                 f"{path} must be a YAML mapping of detector parameters, got {type(loaded).__name__}"

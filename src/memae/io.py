@@ -1,15 +1,42 @@
-"""Reading users' arrays from disk (.npy, .npz, .csv) with clear errors."""
+"""Reading users' arrays (.npy, .npz, .csv) and settings (YAML) with clear errors."""
 
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 SUFFIXES = (".npy", ".npz", ".csv")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, with floats as YAML 1.2 writes them: PyYAML follows YAML 1.1,
+    which needs a dot, so ``lr: 3e-4`` would come back as the string ``"3e-4"``."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely (no Python objects), reading ``3e-4`` and ``1E5`` as floats."""
+    return yaml.load(text, Loader=_Loader)
 
 
 class DataFileError(ValueError):

@@ -2,8 +2,9 @@ import warnings
 
 import numpy as np
 import pytest
+import yaml
 
-from memae.io import DataFileError, load_array
+from memae.io import DataFileError, load_array, load_yaml
 
 
 @pytest.fixture
@@ -71,3 +72,20 @@ def test_empty_csv_loads_as_an_empty_array_that_the_detector_refuses(tmp_path) -
         array = load_array(path)
     with pytest.raises(ValueError, match="X is empty"):
         as_float_array(array)
+
+
+def test_yaml_reads_exponent_floats_as_numbers() -> None:
+    loaded = load_yaml("lr: 3e-4\nwd: 1E5\nplain: 1.5e-3\nepochs: 10\nname: 3e4x\nnone: null\n")
+    assert loaded == {"lr": 3e-4, "wd": 1e5, "plain": 1.5e-3, "epochs": 10, "name": "3e4x", "none": None}
+    assert isinstance(loaded["epochs"], int)
+    with pytest.raises(yaml.YAMLError):
+        load_yaml("!!python/object/apply:os.system ['true']")
+
+
+def test_command_line_overrides_take_exponent_floats() -> None:
+    from memae.cli import build_parser, detector_params_from
+    from memae.reproduce.cli import _overrides
+
+    assert _overrides(["lr=3e-4", "similarity=dot"]) == {"lr": 3e-4, "similarity": "dot"}
+    args = build_parser().parse_args(["train", "--data", "x.npy", "--out", "m.memae", "--lr", "3e-4"])
+    assert detector_params_from(args)["lr"] == 3e-4

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from memae.io import load_yaml
 from memae.reproduce.tables import TABLES, RunOptions, get_table, write_results_doc, write_summary
 
 
@@ -41,7 +40,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        out[key.strip().replace("-", "_")] = load_yaml(value)
     return out
 
 

@@ -8,9 +8,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from memae.config import ModelConfig, TrainConfig, config_from_dict
+from memae.io import load_yaml
 
 Alignment = Literal["center", "authors"]
 ClipReduction = Literal["l2", "mse", "patch-max"]
@@ -135,7 +134,7 @@ def list_experiments() -> list[str]:
     return sorted(
         p.name.removesuffix(".yaml")
         for p in folder.iterdir()
-        if p.name.endswith(".yaml") and _is_video(yaml.safe_load(p.read_text(encoding="utf-8")))
+        if p.name.endswith(".yaml") and _is_video(load_yaml(p.read_text(encoding="utf-8")))
     )
 
 
@@ -158,7 +157,7 @@ def load_experiment(name_or_path: str | Path) -> VideoExperiment:
                 f"shipped configs: {', '.join(list_experiments())}"
             )
         text = shipped.read_text(encoding="utf-8")
-    return experiment_from_dict(yaml.safe_load(text) or {})
+    return experiment_from_dict(load_yaml(text) or {})
 
 
 __all__ = [
