@@ -47,12 +47,12 @@ def record_exists(results_dir: str | Path, key: RunKey) -> bool:
     return key.path(results_dir).is_file()
 
 
-def _changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+def changed_settings(old: Any, new: Any, prefix: str = "") -> list[str]:
     """Where two JSON values differ, as ``key: old -> new`` lines."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
         for k in sorted(set(old) | set(new)):
-            out += _changes(old.get(k), new.get(k), f"{prefix}{k}.")
+            out += changed_settings(old.get(k), new.get(k), f"{prefix}{k}.")
         return out
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
@@ -81,7 +81,7 @@ def check_settings(
         recorded = pick(key, json.loads(path.read_text()).get("config", {}))
         expected = pick(key, json.loads(json.dumps(config)))
         if recorded != expected:
-            stale.append((str(path), "; ".join(_changes(recorded, expected)[:3])))
+            stale.append((str(path), "; ".join(changed_settings(recorded, expected)[:3])))
     if stale:
         others = ", ".join(p for p, _ in stale[1:4]) + (", ..." if len(stale) > 4 else "")
         more = f" (and {len(stale) - 1} more: {others})"

@@ -545,6 +545,7 @@ TABLE2 = register_table(
         run=run_table2,
         notes=_NOTES,
         extra=_table2_extra,
+        comparable=_normalised,
     )
 )
 
@@ -557,6 +558,7 @@ TABLE4 = register_table(
         run=run_table4,
         notes=_NOTES4,
         extra=_table4_extra,
+        comparable=_normalised,
     )
 )
 

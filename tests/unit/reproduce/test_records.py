@@ -92,3 +92,24 @@ def test_table_cells_show_a_spread_only_over_several_seeds() -> None:
     assert _fmt({"mean": 0.9, "std": 0.02, "n_runs": 20}) == "0.9000 ± 0.0200 (20 runs)"
     assert _fmt({"mean": 0.9, "std": 0.0, "n_runs": 1}) == "0.9000 (1 run)"
     assert _fmt(None) == "–"
+
+
+def test_pilots_section_sets_each_folder_beside_the_grid(tmp_path) -> None:
+    import memae.reproduce.table1  # noqa: F401 - registers table1
+    from memae.reproduce.tables import pilots_markdown
+
+    def record(results, cls: int, auc: float, detector: dict) -> None:
+        key = RunKey("table1", "mnist", "MemAE", 0, cls)
+        write_record(results, key, {"auc": auc}, {"detector": detector, "name": "x"}, 1.0)
+
+    for cls, auc in ((2, 0.9), (8, 0.8)):
+        record(tmp_path, cls, auc, {"epochs": 100})
+        record(tmp_path / "sweeps" / "lam", cls, auc - 0.1, {"epochs": 100, "shrink_threshold": 0.03})
+    record(tmp_path / "sweeps" / "alone", 5, 0.5, {"epochs": 100})
+    text = pilots_markdown(tmp_path)
+    lam = next(line for line in text.splitlines() if "`lam`" in line)
+    assert "| 2 (classes 2, 8; seeds 0) | auc | 0.7500 | 0.8500 |" in lam
+    assert "`detector.shrink_threshold: (default) -> 0.03`" in lam
+    alone = next(line for line in text.splitlines() if "`alone`" in line)
+    assert alone.endswith("| 0.5000 | – | – |")
+    assert pilots_markdown(tmp_path / "nothing") == ""
