@@ -48,6 +48,7 @@ def test_table3_records_precision_recall_f1(tmp_path) -> None:
     summary = json.loads((results / "table3.json").read_text())
     assert set(summary["kddcup99"]["MemAE"]) == {"precision", "recall", "f1"}
     assert summary["kddcup99"]["OC-SVM"]["f1"]["n_runs"] == 2
+    assert not (results / "table1.json").exists()  # no summaries of tables not run
     record = json.loads((results / "runs" / "table3" / "kddcup99" / "MemAE" / "seed0.json").read_text())
     by_label = record["by_label"]
     assert sum(c["n"] for c in by_label.values()) == record["n_test"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from memae.io import load_yaml
+from memae.reproduce.records import load_records
 from memae.reproduce.tables import TABLES, RunOptions, get_table, write_results_doc, write_summary
 
 
@@ -67,7 +68,8 @@ def handle(args: argparse.Namespace) -> int:
     elif args.table != "report":
         get_table(args.table).run(_options(args, results))
     for spec in TABLES.values():
-        write_summary(results, spec)
+        if load_records(results, spec.name):  # no empty summaries of tables not run here
+            write_summary(results, spec)
     doc = write_results_doc(results, Path(args.doc))
     print(f"wrote {doc} and {results}/<table>.json")
     return 0
