@@ -241,7 +241,7 @@ def pilots_markdown(results_dir: Path) -> str:
         "the mean of the tables' own records of the same runs (dataset, class, seed), where "
         "they exist; the last column is where the settings of the two differ (grid -> pilot; "
         "*(default)*: a setting the config leaves to the detector's default). "
-        "One seed each: these chose settings, they are not results.",
+        "Mostly one seed each: these chose settings, they are not results.",
         "",
         "| folder | table | dataset | method | runs | metric | pilot | grid | settings (grid -> pilot) |",
         "|---|---|---|---|---|---|---|---|---|",
