@@ -90,13 +90,19 @@ def summarise(times: dict[str, list[float]], reference: str, items: float) -> di
     return out
 
 
-def peak_memory(fn: Callable[[], Any], device: torch.device) -> int:
-    """Bytes allocated on top of what was live before, at the peak of one call of ``fn``.
+def peak_memory(fn: Callable[[], Any], device: torch.device, calls: int = 3) -> int:
+    """Bytes allocated on top of what was live before, at the peak of one call of ``fn``:
+    the least over ``calls`` calls, so that one-time allocations (caches the first call of a
+    shape fills) do not count, only what every call needs.
 
     CUDA: the caching allocator's statistics. CPU: the running total the CPU allocator
     reports with every allocation and free to the torch profiler (its trace's
     ``Total Allocated``).
     """
+    return min(_peak_of_one_call(fn, device) for _ in range(calls))
+
+
+def _peak_of_one_call(fn: Callable[[], Any], device: torch.device) -> int:
     gc.collect()
     if device.type == "cuda":
         synchronize(device)

@@ -39,8 +39,9 @@ sets (`memae.fast.keep_freed_memory`). The memae side is the library's own entry
 in the same repetition), with the smallest and largest ratio in brackets; throughputs use
 the median times. Absolute numbers depend on what else the machine was doing; the ratios
 are what the record is for. *Peak memory* is the most memory one training step allocated
-on top of what was live before it (CPU: the torch profiler's allocation events; CUDA: the
-caching allocator's peak). *Achieved FLOP/s* counts the matrix products and convolutions
+on top of what was live before it, the least over three steps so that one-time caches do
+not count (CPU: the torch profiler's allocation events; CUDA: the caching allocator's
+peak). *Achieved FLOP/s* counts the matrix products and convolutions
 of one step (`torch.utils.flop_counter`) over the median time, against this machine's
 best measured fp32 matrix-multiply rate.
 """

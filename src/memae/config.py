@@ -130,6 +130,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
+    #: train conv nets on channels-last activations (:func:`memae.fast.use_channels_last`)
+    channels_last: bool = False
     progress: bool = False
 
     def __post_init__(self) -> None:

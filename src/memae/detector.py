@@ -51,7 +51,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     :class:`memae.config.TrainConfig` (the optimisation); ``preprocessing`` scales each
     feature ("auto": standardise tabular data, leave images and clips alone),
     ``score_reduction`` picks the per-sample error ("mse", or "l2" over channels as the
-    authors' video code does).
+    authors' video code does); ``channels_last`` trains conv nets on channels-last
+    activations (faster for some backbones on CPU, see ``docs/PERFORMANCE.md``; the same
+    gradients within float rounding, so training takes a path close to the default one).
 
     ``threshold`` picks how ``threshold_`` is learnt (:mod:`memae.thresholds`):
     ``"percentile"`` (default) takes the ``threshold_percentile``-th percentile of the
@@ -89,6 +91,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         threshold_value: float | None = None,
         random_state: int | None = None,
         device: str = "auto",
+        channels_last: bool = False,
         verbose: bool = False,
     ) -> None:
         self.variant = variant
@@ -114,6 +117,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         self.threshold_value = threshold_value
         self.random_state = random_state
         self.device = device
+        self.channels_last = channels_last
         self.verbose = verbose
 
     # --- configuration ------------------------------------------------------------------
@@ -142,6 +146,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             validation_fraction=self.validation_fraction,
             seed=seed,
             device=self.device,
+            channels_last=self.channels_last,
             progress=bool(self.verbose),
         )
 
@@ -163,6 +168,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             raise ValueError(
                 f"preprocessing must be 'auto', 'standard', 'minmax' or 'none', got {self.preprocessing!r}"
             )
+        if not isinstance(self.channels_last, bool):
+            raise TypeError(f"channels_last must be True or False, got {self.channels_last!r}")
         if self.score_reduction not in ("mse", "l2"):
             raise ValueError(f"score_reduction must be 'mse' or 'l2', got {self.score_reduction!r}")
 

@@ -13,7 +13,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, TensorDataset
 from memae.config import ModelConfig, TrainConfig
 from memae.distributed import DataParallel, sharded_scores
 from memae.distributed import current as current_process_group
-from memae.fast import inference_model
+from memae.fast import inference_model, use_channels_last
 from memae.nn.loss import memae_loss, reconstruction_error
 from memae.nn.model import MemAE
 from memae.resume import EpochSampler, ResumePoint, TrainingCheckpointer
@@ -92,6 +92,25 @@ def fit_model(
     """
     device = resolve_device(train.device)
     model.to(device)
+    # channels-last layouts by forward pre-hooks, removed again below: the model is unchanged
+    layouts = use_channels_last(model) if train.channels_last else []
+    try:
+        return _fit(model, model_config, train, data, device, validation, on_epoch, checkpointer)
+    finally:
+        for handle in layouts:
+            handle.remove()
+
+
+def _fit(
+    model: MemAE,
+    model_config: ModelConfig,
+    train: TrainConfig,
+    data: Dataset,
+    device: torch.device,
+    validation: Dataset | None,
+    on_epoch: Callable[[int, History], None] | None,
+    checkpointer: TrainingCheckpointer | None,
+) -> History:
     # Under torchrun: DistributedDataParallel over this rank's share of every global batch.
     dp = DataParallel.begin(model, len(data), train.batch_size, train.seed)  # type: ignore[arg-type]
     sampler = dp.sampler if dp else EpochSampler(len(data), train.seed)  # type: ignore[arg-type]

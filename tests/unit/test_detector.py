@@ -112,6 +112,21 @@ def test_images_reconstruct_and_expose_addressing_weights() -> None:
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_channels_last_training_gives_the_same_detector() -> None:
+    images = np.random.default_rng(0).random((40, 1, 28, 28), dtype=np.float32)
+    plain = MemAEDetector(**FAST).fit(images)
+    fast = MemAEDetector(**FAST, channels_last=True).fit(images)
+    # the layout hooks are gone after fit and the parameters are named as before
+    assert not any(m._forward_pre_hooks for m in fast.model_.modules())
+    assert list(fast.model_.state_dict()) == list(plain.model_.state_dict())
+    # the same gradients within float rounding (tests/unit/test_fast.py); Adam turns the
+    # rounding noise of the conv biases before batch norm into small steps, so two epochs
+    # end near, not at, the same model
+    np.testing.assert_allclose(fast.decision_function(images), plain.decision_function(images), rtol=0.02)
+    with pytest.raises(TypeError, match="channels_last must be True or False"):
+        MemAEDetector(**FAST, channels_last="yes").fit(images)
+
+
 def test_clips_use_per_location_addressing() -> None:
     clips = np.random.default_rng(0).random((6, 1, 8, 32, 32), dtype=np.float32)
     det = MemAEDetector(backbone="video-small", memory_size=20, **FAST).fit(clips)
