@@ -51,10 +51,10 @@ PATH_ROWS = [
         "fused addressing + read",
         "`memae.nn.fused.address_read`, used by `MemoryModule`",
         "similarity, softmax, hard shrinkage, L1 re-normalisation and read as one autograd node "
-        "with a hand-written backward: three (M, N) tensors kept instead of about ten, the "
-        "norms scale the (M, N) products instead of normalised copies of the memory being "
-        "made, the softmax backward is one kernel, the memory's two gradient terms are one "
-        "product, narrow products (KDDCUP's 3 columns) run transposed",
+        "with a hand-written backward: two or three (M, N) tensors kept instead of about ten; "
+        "cosine similarity scales the (M, N) product by the norms or normalises copies of the "
+        "operands, whichever writes less; the softmax backward is one kernel; the memory's two "
+        "gradient terms are one product; narrow products (KDDCUP's 3 columns) run transposed",
         "memory suite; peak memory of every memory model",
     ),
     (
@@ -78,7 +78,8 @@ PATH_ROWS = [
     ),
     (
         "channels-last",
-        "`memae.fast.use_channels_last`: automatic in `inference_model`; opt-in for training",
+        "`memae.fast.use_channels_last`: automatic in `inference_model`; opt-in for training "
+        "(`channels_last=True`, `--channels-last true`)",
         "conv inputs laid out NHWC / NDHWC",
         "score suite; the `+channels_last` training columns (faster for some backbones, but "
         "with a higher peak memory for some, so not the default)",
@@ -196,7 +197,7 @@ def _targets(results: list[dict[str, Any]]) -> list[str]:
         "### Against the targets",
         "",
         "*memae* is what the library does by default; *opt-in* is the fastest variant a user "
-        "can switch on (channels-last training), where there is one.",
+        "can switch on (channels-last training, `channels_last=True`), where there is one.",
         "",
         "| workload | target | memae speed-up | met | opt-in speed-up | met | "
         "peak MiB (reference / memae) | memae peak <= reference (0.1 %) |",
