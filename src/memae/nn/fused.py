@@ -90,9 +90,10 @@ def _train_forward(
     Returns ``(read, ŵ, w, Σ shrink(w), similarities or empty, 1/‖q‖, 1/‖m‖)``.
     """
     empty = queries.new_empty(0)
+    scaled = kind == "cosine" and _scale_products(queries, memory)
     if kind == "cosine":
         inv_q, inv_m = _inverse_norms(queries), _inverse_norms(memory)
-        if _scale_products(queries, memory):
+        if scaled:
             sim = torch.mm(queries, memory.t()).mul_(inv_q.unsqueeze(1)).mul_(inv_m)
         else:
             sim = torch.mm(queries * inv_q.unsqueeze(1), (memory * inv_m.unsqueeze(1)).t())
@@ -102,7 +103,7 @@ def _train_forward(
     else:
         raise ValueError(f"similarity must be one of {MF.SIMILARITIES}, got {kind!r}")
     soft = torch.softmax(sim, dim=1)
-    if kind == "dot" or not _scale_products(queries, memory):
+    if not scaled:
         sim = empty  # only the scaled products' backward pass reads the similarities
     if threshold > 0:
         shrunk = _shrink(soft, threshold)
