@@ -13,7 +13,7 @@ from memae.metrics import precision_recall_f1
 from memae.provenance import git_commit
 from memae.reproduce.methods import get_method
 from memae.reproduce.records import RunKey, check_settings, load_records, record_exists, write_record
-from memae.reproduce.tables import RunOptions, TableSpec, register_table, write_summary
+from memae.reproduce.tables import RunOptions, TableSpec, method_order, register_table, write_summary
 
 PAPER = {
     "kddcup99": {
@@ -123,7 +123,8 @@ def by_label_markdown(results_dir: Path) -> str:
     records = [r for r in load_records(results_dir, "table3") if "by_label" in r]
     if not records:
         return ""
-    methods = _ordered_methods(records)
+    present = {r["method"] for r in records}
+    methods = [m for m in method_order(SPEC, {"kddcup99": present}) if m in present]  # the table's order
     runs = {m: sum(r["method"] == m for r in records) for m in methods}
     # label -> method -> [test records, flagged], summed over the runs
     pooled: dict[str, dict[str, list[int]]] = {}
@@ -151,12 +152,6 @@ def by_label_markdown(results_dir: Path) -> str:
             cells.append(f"{100 * f / n:.1f} %" if n else "–")
         lines.append(f"| `{label}` | {per_run[label]:.0f} | " + " | ".join(cells) + " |")
     return "\n".join([*lines, ""])
-
-
-def _ordered_methods(records: list[dict[str, Any]]) -> list[str]:
-    present = {r["method"] for r in records}
-    known = [m for m in PAPER["kddcup99"] if m in present]
-    return known + sorted(present - set(known))
 
 
 SPEC = register_table(

@@ -104,7 +104,7 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
     if len(spec.metrics) == 1:
         lines += ["| method | " + " | ".join(f"{d} (ours) | {d} (paper)" for d in datasets) + " |"]
         lines += ["|---|" + "---|---|" * len(datasets)]
-        methods = _methods(spec, summary)
+        methods = method_order(spec, summary)
         for method in methods:
             cells = [
                 f"{_fmt(summary.get(d, {}).get(method))} | {_paper(spec.paper.get(d, {}).get(method))}"
@@ -116,7 +116,7 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
             lines += [f"**{d}**", ""]
             lines += ["| method | " + " | ".join(f"{m} (ours) | {m} (paper)" for m in spec.metrics) + " |"]
             lines += ["|---|" + "---|---|" * len(spec.metrics)]
-            for method in _methods(spec, summary, d):
+            for method in method_order(spec, summary, d):
                 ours = summary.get(d, {}).get(method, {})
                 paper = spec.paper.get(d, {}).get(method, {})
                 cells = [f"{_fmt(ours.get(m))} | {_paper(paper.get(m))}" for m in spec.metrics]
@@ -128,7 +128,7 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
         lines += ["", f"Per-class {spec.metrics[0].upper()} on {dataset} (mean over seeds):", ""]
         lines += ["| method | " + " | ".join(map(str, all_classes)) + " |"]
         lines += ["|---|" + "---|" * len(all_classes)]
-        for method in _methods(spec, {dataset: methods}, dataset):
+        for method in method_order(spec, {dataset: methods}, dataset):
             per = methods.get(method, {})
             lines.append(
                 f"| {method} | "
@@ -174,7 +174,7 @@ def _short(commit: str) -> str:
     return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
-def _methods(spec: TableSpec, summary: dict[str, Any], dataset: str | None = None) -> list[str]:
+def method_order(spec: TableSpec, summary: dict[str, Any], dataset: str | None = None) -> list[str]:
     paper_order = [m for d in spec.paper.values() for m in d]
     ours = [m for d, ms in summary.items() if dataset in (None, d) for m in ms]
     seen: dict[str, None] = {}
