@@ -6,10 +6,12 @@
 Suites (``--suites``):
 
 * ``train``: training throughput (samples/s) of every backbone on in-memory tensors: the
-  reference loop against :func:`memae.training.fit_model` (and with channels-last convs).
+  reference loop against :func:`memae.training.fit_model`, and its opt-in paths: channels-last
+  convs, compiled steps (``TrainConfig.compile``).
 * ``score``: scoring throughput of every backbone: the reference's eval-mode ``no_grad``
   forward against :func:`memae.training.score`.
-* ``memory``: the memory module alone, forward + backward with the entropy term.
+* ``memory``: the memory module alone, forward + backward with the entropy term (and the same
+  under ``torch.compile``).
 * ``video``: end to end on JPEG frame files: scoring frames/s (decode + model + scores) and
   training clips/s (decode + loader + steps), the reference's loader re-reading the 16
   frames of every clip against memae's decode-once frame store.
@@ -188,9 +190,12 @@ def train_suite(w: Workload, args: argparse.Namespace, device: torch.device) -> 
             ref.train_step(reference, ref_opt, x.to(device), config.entropy_weight)
 
     models = _layouts(model)
+    trains = dict.fromkeys(models, train)
+    models["memae+compile"] = copy.deepcopy(model)  # TrainConfig.compile, opt-in
+    trains["memae+compile"] = dataclasses.replace(train, compile=True)
     units: dict[str, Callable[[], Any]] = {"reference": run_reference}
     for name, m in models.items():
-        units[name] = lambda m=m: fit_model(m, config, train, TensorDataset(data))
+        units[name] = lambda m=m, t=trains[name]: fit_model(m, config, t, TensorDataset(data))
     summary = _timed(units, args.repeats, device, n)
 
     one = data[: w.train_batch].to(device)
@@ -203,7 +208,7 @@ def train_suite(w: Workload, args: argparse.Namespace, device: torch.device) -> 
     one_batch = TensorDataset(data[: w.train_batch])
     for name, m in models.items():
         summary[name]["peak_bytes"] = harness.peak_memory(
-            lambda m=m: fit_model(m, config, train, one_batch), device
+            lambda m=m, t=trains[name]: fit_model(m, config, t, one_batch), device
         )
     cfg = {
         **dataclasses.asdict(w),
@@ -302,7 +307,17 @@ def memory_suite(name: str, args: argparse.Namespace, device: torch.device) -> d
         out = module(q)
         (out.read.square().mean() + alpha * addressing_entropy(out.weights)).backward()
 
-    units = {"reference": run_reference, "memae": run_memae}
+    def memae_loss(q: torch.Tensor) -> torch.Tensor:
+        out = module(q)
+        return out.read.square().mean() + alpha * addressing_entropy(out.weights)
+
+    # the same step under torch.compile, as TrainConfig.compile runs a training step
+    compiled = torch.compile(memae_loss, dynamic=False)
+
+    def run_compiled() -> None:
+        compiled(query.detach().requires_grad_()).backward()
+
+    units = {"reference": run_reference, "memae": run_memae, "memae+compile": run_compiled}
     queries = math.prod(shape) // shape[1]
     summary = _timed(units, args.repeats, device, queries)
     for key, fn in units.items():

@@ -132,6 +132,10 @@ class TrainConfig:
     num_workers: int = 0
     #: train conv nets on channels-last activations (:func:`memae.fast.use_channels_last`)
     channels_last: bool = False
+    #: run each step's forward pass and loss through ``torch.compile`` (static shapes): the
+    #: first steps wait for the compiler (seconds, and again for a differently sized last
+    #: batch), the rest run faster where Python dispatch dominates (docs/PERFORMANCE.md)
+    compile: bool = False
     progress: bool = False
 
     def __post_init__(self) -> None:

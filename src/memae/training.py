@@ -14,8 +14,8 @@ from memae.config import ModelConfig, TrainConfig
 from memae.distributed import DataParallel, sharded_scores
 from memae.distributed import current as current_process_group
 from memae.fast import inference_model, use_channels_last
-from memae.nn.loss import memae_loss, reconstruction_error
-from memae.nn.model import MemAE
+from memae.nn.loss import LossTerms, memae_loss, reconstruction_error
+from memae.nn.model import MemAE, Reconstruction
 from memae.resume import EpochSampler, ResumePoint, TrainingCheckpointer
 
 
@@ -119,6 +119,7 @@ def _fit(
     else:
         loader = _loader(data, sampler, train.batch_size, train.num_workers)  # type: ignore[arg-type]
     net = dp.module if dp else model
+    forward = _forward_and_loss(net, model_config, train.compile)
     steps_per_epoch = -(-len(data) // train.batch_size)  # type: ignore[arg-type]
     optimizer, scheduler = make_optimizer(model, train)
     start = checkpointer.restore(model, optimizer, scheduler) if checkpointer else None
@@ -140,8 +141,7 @@ def _fit(
         sums, count = (start.sums.clone(), start.count) if step else (torch.zeros(3, dtype=torch.float64), 0)
         for i, batch in enumerate(loader):
             x = _inputs(batch).to(device, non_blocking=True)
-            rec = net(x)
-            terms = memae_loss(x, rec, model_config)
+            rec, terms = forward(x)
             loss = dp.loss(terms.total, rec.output, x.shape[0], i) if dp else terms.total
             del rec  # autograd keeps what backward needs; the rest goes now, not next step
             optimizer.zero_grad(set_to_none=True)
@@ -186,6 +186,22 @@ def _fit(
     if dp:
         dp.end()
     return history
+
+
+def _forward_and_loss(
+    net: torch.nn.Module, model_config: ModelConfig, compile: bool
+) -> Callable[[torch.Tensor], tuple[Reconstruction, LossTerms]]:
+    """One step's forward pass and objective; under ``torch.compile`` with ``compile``.
+
+    Static shapes: a last batch of another size compiles once more rather than making every
+    step's code shape-generic.
+    """
+
+    def forward(x: torch.Tensor) -> tuple[Reconstruction, LossTerms]:
+        rec = net(x)
+        return rec, memae_loss(x, rec, model_config)
+
+    return torch.compile(forward, dynamic=False) if compile else forward  # type: ignore[return-value]
 
 
 def _loader(data: Dataset, sampler: EpochSampler, batch_size: int, num_workers: int) -> DataLoader:

@@ -125,6 +125,8 @@ def test_channels_last_training_gives_the_same_detector() -> None:
     np.testing.assert_allclose(fast.decision_function(images), plain.decision_function(images), rtol=0.02)
     with pytest.raises(TypeError, match="channels_last must be True or False"):
         MemAEDetector(**FAST, channels_last="yes").fit(images)
+    with pytest.raises(TypeError, match="compile must be True or False, got 'yes'"):
+        MemAEDetector(**FAST, compile="yes").fit(images)
 
 
 def test_clips_use_per_location_addressing() -> None:

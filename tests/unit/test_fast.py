@@ -1,3 +1,6 @@
+import dataclasses
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -194,6 +197,33 @@ def test_fused_adam_trains_to_the_weights_of_the_for_loop_adam(monkeypatch: pyte
     # gradient (rarely addressed slots) the two kernels' rounding shows up as a fraction of
     # one step (lr); over 10 steps the weights move by up to 10 lr.
     for (key, a), b in zip(model.state_dict().items(), plain.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=0.1 * train.lr, msg=lambda m, k=key: f"{k}: {m}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("c++", "g++", "clang++")), reason="torch.compile needs a C++ compiler"
+)
+def test_compiled_training_follows_the_eager_run() -> None:
+    """``TrainConfig.compile`` changes how the step runs, not what it computes: the same
+    per-epoch losses and weights within float rounding."""
+    import copy
+
+    from torch.utils.data import TensorDataset
+
+    from memae.config import TrainConfig
+    from memae.training import fit_model
+
+    model, config = _trained_looking("kddcup")
+    model.train()
+    compiled = copy.deepcopy(model)
+    data = TensorDataset(_x("kddcup", 16))
+    train = TrainConfig(epochs=2, batch_size=8, lr=1e-3, validation_fraction=0.0, device="cpu")
+    eager_history = fit_model(model, config, train, data)
+    history = fit_model(compiled, config, dataclasses.replace(train, compile=True), data)
+    np.testing.assert_allclose(history.train_loss, eager_history.train_loss, rtol=1e-5)
+    np.testing.assert_allclose(history.entropy, eager_history.entropy, rtol=1e-4)
+    for (key, a), b in zip(compiled.state_dict().items(), model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=0.1 * train.lr, msg=lambda m, k=key: f"{k}: {m}")
 
 
