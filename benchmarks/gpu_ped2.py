@@ -2,6 +2,9 @@
 
     python benchmarks/gpu_ped2.py --data-dir DATA --budget 540 --results-dir results/gpu
 
+``--device cpu`` runs the same steps on the CPU, for a dry run of the script on a small
+config (``--config``) before a GPU's minutes are spent on it; the tests do that.
+
 Decodes Ped2 at 256×256 once, trains ``ped2-paper`` MemAE (or ``--variant``) for as many
 epochs as fit in the budget (the config asks for 60; the epochs that ran are recorded),
 scores all 2,010 test frames, and writes the same records and JSON as
@@ -29,7 +32,7 @@ from memae.video.experiment import memory_usage, save_video_model, train_video_m
 from memae.video.runtime import measure_runtime, record_runtime
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir")
     parser.add_argument("--config", default="ped2-paper")
@@ -37,15 +40,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", type=float, default=540.0, help="seconds for the whole script")
     parser.add_argument("--results-dir", default="results/gpu")
-    args = parser.parse_args()
+    parser.add_argument("--device", default="cuda", help="cuda (default), or cpu for a dry run")
+    args = parser.parse_args(argv)
     start = time.perf_counter()
-    if not torch.cuda.is_available():
+    device = args.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this script is for a GPU machine (see benchmarks/video_runtime.py)")
     torch.backends.cudnn.benchmark = True
     root = data_dir(args.data_dir)
     results = Path(args.results_dir)
     experiment = load_experiment(args.config).with_model(variant=get_variant(args.variant).name)
-    experiment = experiment.with_train(device="cuda")
+    experiment = experiment.with_train(device=device)
 
     train, test = stores("ucsd_ped2", root, experiment.frames.size, workers=8)
     decoded = time.perf_counter() - start
@@ -60,7 +65,7 @@ def main() -> None:
         flush=True,
     )
     t0 = time.perf_counter()
-    evaluation = trained.evaluate(test, "cuda")
+    evaluation = trained.evaluate(test, device)
     eval_seconds = time.perf_counter() - t0
     auc = evaluation.auc()
     key = RunKey("table2", "ucsd_ped2", get_variant(args.variant).title, args.seed)
@@ -84,14 +89,15 @@ def main() -> None:
         },
     )
     write_summary(results, TABLE2)
-    save_video_model(results / "checkpoints" / f"ped2-paper-{args.variant}-seed{args.seed}.memae", trained)
+    checkpoint = f"{experiment.name}-{args.variant}-seed{args.seed}.memae"
+    save_video_model(results / "checkpoints" / checkpoint, trained)
     print(
         f"Ped2 frame AUC {auc:.4f} ({evaluation.n_scored} frames); scoring took {eval_seconds:.0f} s",
         flush=True,
     )
 
     video = video_sets("ucsd_ped2", root)[1].videos[0]
-    row = measure_runtime(trained.experiment, video, trained.model, "cuda", repeats=2)
+    row = measure_runtime(trained.experiment, video, trained.model, device, repeats=2)
     record_runtime(results, f"{experiment.name} @ {row['device']}", row)
     print(
         f"model {row['model_seconds_per_frame']:.4f} s/frame, end to end "

@@ -143,3 +143,38 @@ def test_video_tables_sweep_and_figures(options: RunOptions, tmp_path: Path) -> 
     doc = write_results_doc(options.results_dir, tmp_path / "docs" / "RESULTS.md").read_text()
     assert TABLE2.title in doc and TABLE4.title in doc
     assert "AUC (authors' [8:-7])" in doc and "| 4 |" in doc and "| center / patch-max 4px |" in doc
+
+
+def test_gpu_ped2_script_dry_runs_on_the_cpu(options: RunOptions, tmp_path: Path) -> None:
+    """``benchmarks/gpu_ped2.py`` has only minutes of a GPU when it gets one: its steps (decode,
+    train within the budget, score, records, checkpoint, running time) run here on a tiny
+    config with ``--device cpu``."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_ped2.py"
+    spec = importlib.util.spec_from_file_location("_bench_gpu_ped2", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    results = tmp_path / "gpu"
+    script.main(
+        [
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(options.data_dir),
+            "--config",
+            options.overrides["config"],
+            "--budget",
+            "600",
+            "--results-dir",
+            str(results),
+        ]
+    )
+    (record,) = load_records(results, "table2")
+    assert record["method"] == "MemAE" and record["epochs_run"] == 1
+    assert 0.0 <= record["metrics"]["auc"] <= 1.0
+    assert set(json.loads((results / "table2.json").read_text())["ucsd_ped2"]) == {"MemAE"}
+    runtime = json.loads((results / "video_runtime.json").read_text())
+    assert any(key.startswith("tiny @ cpu") for key in runtime)
+    assert (results / "checkpoints" / "tiny-memae-seed0.memae").is_file()
