@@ -134,7 +134,7 @@ class TrainConfig:
     channels_last: bool = False
     #: run each step's forward pass and loss through ``torch.compile`` (static shapes): the
     #: first steps wait for the compiler (seconds, and again for a differently sized last
-    #: batch), the rest run faster where Python dispatch dominates (docs/PERFORMANCE.md)
+    #: batch), the rest run faster for most backbones (docs/PERFORMANCE.md)
     compile: bool = False
     progress: bool = False
 
