@@ -194,14 +194,22 @@ def _forward_and_loss(
     """One step's forward pass and objective; under ``torch.compile`` with ``compile``.
 
     Static shapes: a last batch of another size compiles once more rather than making every
-    step's code shape-generic.
+    step's code shape-generic. An empty batch (a rank's share of a short last global batch
+    under torchrun) runs eagerly: there is nothing to compile for.
     """
 
     def forward(x: torch.Tensor) -> tuple[Reconstruction, LossTerms]:
         rec = net(x)
         return rec, memae_loss(x, rec, model_config)
 
-    return torch.compile(forward, dynamic=False) if compile else forward  # type: ignore[return-value]
+    if not compile:
+        return forward
+    compiled = torch.compile(forward, dynamic=False)
+
+    def step(x: torch.Tensor) -> tuple[Reconstruction, LossTerms]:
+        return compiled(x) if x.shape[0] else forward(x)
+
+    return step
 
 
 def _loader(data: Dataset, sampler: EpochSampler, batch_size: int, num_workers: int) -> DataLoader:

@@ -2,6 +2,7 @@
 same global batch ends: the same weights, batch-norm statistics, scores and threshold."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,24 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path: Path, case
         torch.testing.assert_close(two[key], one[key], **tolerance, msg=lambda m, k=key: f"{k}: {m}")
     assert bool(drifting) == (backbone == "conv")
     assert not (tmp_path / "two.memae.state").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("c++", "g++", "clang++")), reason="torch.compile needs a C++ compiler"
+)
+def test_two_compiled_processes_match_one_eager_process(tmp_path: Path) -> None:
+    """``--compile true`` under torchrun: DDP over compiled steps, the empty share of the
+    last global batch run eagerly, ends where one eager process ends."""
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).normal(size=CASES["mlp (no batch norm)"][1]).astype(np.float32))
+    args = ["--data", str(data), "--backbone", "mlp", "--epochs", "2", "--batch-size", "16"]
+    args += ["--random-state", "3", "--memory-size", "10", "--lr", "0.01", "--device", "cpu"]
+    one = _train(args, tmp_path / "one.memae", 1)
+    two = _train([*args, "--compile", "true"], tmp_path / "two.memae", 2)
+    assert one.keys() == two.keys()
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=lambda m, k=key: f"{k}: {m}")
 
 
 def _biases_before_batch_norm(tensors: dict[str, torch.Tensor]) -> set[str]:
