@@ -129,8 +129,9 @@ PATHS_NOTE = """\
 default and not in these records. Training under `torch.compile` is opt-in rather than the
 default: compiling takes seconds to minutes before the first step (again for a last batch
 of another size), needs a C++ compiler on the CPU, and pays off only where the `+compile`
-columns say so. Data-loader workers (`TrainConfig.num_workers`) are what the reference would need to
-hide its decoding (its `+1 loader worker` column); the frame store removes the decoding.
+columns say so. Data-loader workers (`TrainConfig.num_workers`) are what the reference
+would need to hide its decoding (its `+1 loader worker` column); the frame store removes
+the decoding.
 """
 
 

@@ -307,12 +307,12 @@ def memory_suite(name: str, args: argparse.Namespace, device: torch.device) -> d
         out = module(q)
         (out.read.square().mean() + alpha * addressing_entropy(out.weights)).backward()
 
-    def memae_loss(q: torch.Tensor) -> torch.Tensor:
+    def memae_objective(q: torch.Tensor) -> torch.Tensor:
         out = module(q)
         return out.read.square().mean() + alpha * addressing_entropy(out.weights)
 
     # the same step under torch.compile, as TrainConfig.compile runs a training step
-    compiled = torch.compile(memae_loss, dynamic=False)
+    compiled = torch.compile(memae_objective, dynamic=False)
 
     def run_compiled() -> None:
         compiled(query.detach().requires_grad_()).backward()

@@ -55,8 +55,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     activations (faster for some backbones on CPU, see ``docs/PERFORMANCE.md``; the same
     gradients within float rounding, so training takes a path close to the default one);
     ``compile`` runs each training step's forward pass and loss through ``torch.compile``
-    (seconds to compile first, then faster steps for small, dispatch-bound models; needs a
-    C++ compiler on CPU).
+    (seconds to compile first, then faster steps for most backbones, see
+    ``docs/PERFORMANCE.md``; needs a C++ compiler on CPU).
 
     ``threshold`` picks how ``threshold_`` is learnt (:mod:`memae.thresholds`):
     ``"percentile"`` (default) takes the ``threshold_percentile``-th percentile of the
