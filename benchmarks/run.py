@@ -302,14 +302,12 @@ def memory_suite(name: str, args: argparse.Namespace, device: torch.device) -> d
         read, att = reference(q)
         (read.square().mean() + alpha * ref.entropy_loss(att)).backward()
 
-    def run_memae() -> None:
-        q = query.detach().requires_grad_()
-        out = module(q)
-        (out.read.square().mean() + alpha * addressing_entropy(out.weights)).backward()
-
     def memae_objective(q: torch.Tensor) -> torch.Tensor:
         out = module(q)
         return out.read.square().mean() + alpha * addressing_entropy(out.weights)
+
+    def run_memae() -> None:
+        memae_objective(query.detach().requires_grad_()).backward()
 
     # the same step under torch.compile, as TrainConfig.compile runs a training step
     compiled = torch.compile(memae_objective, dynamic=False)
