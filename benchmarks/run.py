@@ -463,7 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--suites", default="peak,memory,train,score,video")
+    parser.add_argument(
+        "--suites", default="peak,memory,train,score,video", help="comma-separated, run in this order"
+    )
     parser.add_argument("--backbones", default=None, help="comma-separated subset of the workloads")
     parser.add_argument("--video-backbone", default=None, help="default: video-small on CPU, video on GPU")
     parser.add_argument("--out", required=True)
@@ -479,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
         workloads = [w for w in workloads if w.backbone in keep]
     args.video_backbone = args.video_backbone or ("video" if device.type == "cuda" else "video-small")
     suites = args.suites.split(",")
+    unknown = sorted(set(suites) - {"peak", "memory", "train", "score", "video"})
+    if unknown:
+        parser.error(f"unknown suites {unknown}; known: peak, memory, train, score, video")
     record: dict[str, Any] = {
         "schema": SCHEMA,
         "provenance": provenance(),
@@ -502,16 +507,18 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda":
             record["matmul_peak_bf16"] = harness.matmul_peak(device, torch.bfloat16)
         print(f"matmul peak {record['matmul_peak']['flops_per_s'] / 1e9:.1f} GFLOP/s", flush=True)
+    # the suites run in the order given, so a time-limited run measures the first ones
     jobs: list[tuple[str, Callable[[], Any]]] = []
-    if "memory" in suites:
-        jobs += [(f"memory {n}", lambda n=n: memory_suite(n, args, device)) for n in MEMORY_CASES]
-    if "train" in suites:
-        jobs += [(f"train {w.backbone}", lambda w=w: train_suite(w, args, device)) for w in workloads]
-    if "score" in suites:
-        jobs += [(f"score {w.backbone}", lambda w=w: score_suite(w, args, device)) for w in workloads]
-    if "video" in suites:
-        all_workloads = GPU_WORKLOADS if device.type == "cuda" else CPU_WORKLOADS
-        jobs.append(("video", lambda: video_suites(args, device, all_workloads)))
+    for suite in suites:
+        if suite == "memory":
+            jobs += [(f"memory {n}", lambda n=n: memory_suite(n, args, device)) for n in MEMORY_CASES]
+        elif suite == "train":
+            jobs += [(f"train {w.backbone}", lambda w=w: train_suite(w, args, device)) for w in workloads]
+        elif suite == "score":
+            jobs += [(f"score {w.backbone}", lambda w=w: score_suite(w, args, device)) for w in workloads]
+        elif suite == "video":
+            all_workloads = GPU_WORKLOADS if device.type == "cuda" else CPU_WORKLOADS
+            jobs.append(("video", lambda w=all_workloads: video_suites(args, device, w)))
     for label, job in jobs:
         result = job()
         for entry in result if isinstance(result, list) else [result]:
