@@ -95,7 +95,7 @@ def test_train_on_own_videos_then_score_a_video_file(
     overlays = sorted((out / "overlays").glob("*.png"))
     assert len(overlays) == 3
     with Image.open(overlays[0]) as img:
-        assert img.size == (32, 32) and img.mode == "RGB"
+        assert img.size == (24, 16) and img.mode == "RGB"  # the video's own frames, not the model's 8x8
 
 
 def test_score_video_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -411,6 +411,38 @@ def decode_frames(video: VideoSource, size: tuple[int, int] | None = None) -> np
     return array
 
 
+def frames_at(
+    video: VideoSource, indices: Iterable[int], size: tuple[int, int] | None = None
+) -> dict[int, np.ndarray]:
+    """Some frames of ``video`` (grayscale uint8, at their own size unless ``size`` is given):
+    only those images of a frame folder are opened; a video file is decoded once, up to the
+    last frame asked for."""
+    from PIL import Image
+
+    wanted = sorted({int(i) for i in indices})
+    out: dict[int, np.ndarray] = {}
+    if not wanted:
+        return out
+    if not isinstance(video.frames, Path):
+        for i in wanted:
+            if not 0 <= i < len(video.frames):
+                raise ValueError(f"frame {i} is outside video {video.name!r} of {len(video.frames)} frames")
+            with Image.open(video.frames[i]) as img:
+                out[i] = _resize_gray(img, size)
+        return out
+    decoded = 0
+    for i, frame in enumerate(iter_video_file(video.frames, size)):
+        decoded = i + 1
+        if i in wanted:
+            out[i] = frame
+        if i >= wanted[-1]:
+            break
+    missing = [i for i in wanted if i not in out]
+    if missing:
+        raise ValueError(f"frames {missing} are outside video {video.name!r} of {decoded} frames")
+    return out
+
+
 def to_unit_range(frames: np.ndarray) -> np.ndarray:
     """uint8 grey levels -> float32 in [−1, 1] (the authors' mean 0.5 / std 0.5 normalisation)."""
     return frames.astype(np.float32) / 127.5 - 1.0
@@ -448,6 +480,7 @@ __all__ = [
     "VideoSource",
     "avenue",
     "decode_frames",
+    "frames_at",
     "labels_from_intervals",
     "list_images",
     "parse_ucsd_gt",

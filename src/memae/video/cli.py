@@ -41,7 +41,10 @@ def add_parsers(sub: Any) -> None:
     score.add_argument("video", help="a video file (anything FFmpeg reads) or a folder of frame images")
     score.add_argument("--out", required=True, help="folder for scores.csv, scores.png and overlays/")
     score.add_argument(
-        "--overlays", type=int, default=8, help="error-map overlays of the K most anomalous frames"
+        "--overlays",
+        type=int,
+        default=8,
+        help="error-map overlays of the K most anomalous frames, at the video's own resolution",
     )
     score.add_argument(
         "--threshold", type=float, help="flag frames whose clip error e_u exceeds this (raw error units)"
@@ -83,7 +86,7 @@ def train_video(args: argparse.Namespace) -> int:
 def score_video(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from memae.data.video import user_video
+    from memae.data.video import frames_at, to_unit_range, user_video
     from memae.video.clips import FrameStore
     from memae.video.experiment import load_video_model
     from memae.video.figures import overlay, score_plot
@@ -92,7 +95,8 @@ def score_video(args: argparse.Namespace) -> int:
     trained = load_video_model(args.checkpoint, device=args.device)
     experiment = trained.experiment
     clip_len = experiment.frames.clip_len
-    store = FrameStore.decode([user_video(args.video)], experiment.frames.size)
+    source = user_video(args.video)
+    store = FrameStore.decode([source], experiment.frames.size)
     frames = store.frames[0]
     if len(frames) < clip_len:
         raise ValueError(f"{args.video} has {len(frames)} frames; the model needs at least {clip_len}")
@@ -125,13 +129,16 @@ def score_video(args: argparse.Namespace) -> int:
     )
     top = sorted(np.argsort(errors)[::-1][: max(args.overlays, 0)].tolist())
     if top:
-        maps, _ = error_maps(trained.model, frames, [int(index[i]) for i in top], clip_len, args.device)
+        chosen = [int(index[i]) for i in top]
+        maps, _ = error_maps(trained.model, frames, chosen, clip_len, args.device)
         vmax = float(np.percentile(maps, 99.5)) or 1.0
+        originals = frames_at(source, chosen)  # the error maps go over the frames as recorded
         (out / "overlays").mkdir(exist_ok=True)
-        for i, m in zip(top, maps, strict=True):
-            u = int(index[i])
-            image = Image.fromarray(overlay(frames[u].numpy(), m, vmax))
-            image = image.resize((image.width * 4, image.height * 4), Image.Resampling.NEAREST)
+        for u, m in zip(chosen, maps, strict=True):
+            frame = originals[u]
+            heat = Image.fromarray(m.astype(np.float32))  # mode "F"
+            heat = heat.resize((frame.shape[1], frame.shape[0]), Image.Resampling.BILINEAR)
+            image = Image.fromarray(overlay(to_unit_range(frame), np.asarray(heat), vmax))
             image.save(out / "overlays" / f"frame{u:06d}.png")
     print(
         f"scored {len(errors)} frames of {store.names[0]}; wrote {out / 'scores.csv'}, "

@@ -18,6 +18,7 @@ from memae.data.video import (
     VideoSource,
     avenue,
     decode_frames,
+    frames_at,
     labels_from_intervals,
     parse_ucsd_gt,
     read_liu_gt,
@@ -164,6 +165,21 @@ def test_user_video_file_and_frame_folder(tmp_path: Path) -> None:
     (tmp_path / "broken.avi").write_bytes(b"not a video")
     with pytest.raises(ValueError, match="not a readable video"):
         decode_frames(user_video(tmp_path / "broken.avi"))
+
+
+def test_frames_at_returns_the_decoded_frames_it_is_asked_for(tmp_path: Path) -> None:
+    write_avi(tmp_path / "clip.avi", frames_of(9, 3))
+    write_images(tmp_path / "frames", frames_of(5, 4), [f"img{k}.png" for k in range(5)])
+    for video in (user_video(tmp_path / "clip.avi"), user_video(tmp_path / "frames")):
+        every = decode_frames(video)
+        some = frames_at(video, [3, 1, 3])
+        assert sorted(some) == [1, 3]
+        for i, frame in some.items():
+            np.testing.assert_array_equal(frame, every[i])  # at the video's own size
+        assert frames_at(video, [2], size=(8, 12))[2].shape == (8, 12)
+        assert frames_at(video, []) == {}
+        with pytest.raises(ValueError, match=r"frames? \[?20\]? (is|are) outside video"):
+            frames_at(video, [20])
 
 
 def test_decode_makes_grayscale_resizes_and_scales_to_unit_range(tmp_path: Path) -> None:
