@@ -354,14 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from memae.distributed import shutdown
-    from memae.fast import keep_freed_memory
+    from memae.fast import CompilerUnavailable, keep_freed_memory
 
     keep_freed_memory()  # large tensors reuse freed memory instead of fresh page-faulted maps
     try:
         code = _HANDLERS[args.command](args)
         shutdown()  # under torchrun: every rank leaves the process group together
         return code
-    except (ValueError, TypeError, OSError, CheckpointError, KeyError) as err:
+    except (ValueError, TypeError, OSError, CheckpointError, KeyError, CompilerUnavailable) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"memae: error: {message}", file=sys.stderr)
         return 1

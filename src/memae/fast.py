@@ -246,6 +246,29 @@ def inference_model(
     return net
 
 
+class CompilerUnavailable(RuntimeError):
+    """``compile=True`` was asked for where ``torch.compile`` cannot build kernels."""
+
+
+def compile_unavailable(device: torch.device | str) -> str | None:
+    """Why ``torch.compile`` cannot build kernels for ``device``, or ``None`` when it can.
+
+    On the CPU its inductor backend writes C++ and needs a working compiler (``g++`` on
+    Linux); this asks torch the way inductor itself will, before any work is done.
+    """
+    if torch.device(device).type != "cpu":
+        return None
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # a torch without inductor's C++ builder: let torch.compile decide
+        return None
+    try:
+        get_cpp_compiler()
+    except Exception as err:  # inductor's InvalidCxxCompiler, or anything on the way to it
+        return f"torch.compile needs a C++ compiler for its CPU kernels and found none ({err})"
+    return None
+
+
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 
@@ -290,7 +313,9 @@ def keep_freed_memory(enable: bool = True) -> bool:
 
 
 __all__ = [
+    "CompilerUnavailable",
     "ThinConvTranspose",
+    "compile_unavailable",
     "fold_batchnorm",
     "inference_model",
     "keep_freed_memory",

@@ -13,7 +13,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, TensorDataset
 from memae.config import ModelConfig, TrainConfig
 from memae.distributed import DataParallel, sharded_scores
 from memae.distributed import current as current_process_group
-from memae.fast import inference_model, use_channels_last
+from memae.fast import CompilerUnavailable, compile_unavailable, inference_model, use_channels_last
 from memae.nn.loss import LossTerms, memae_loss, reconstruction_error
 from memae.nn.model import MemAE, Reconstruction
 from memae.resume import EpochSampler, ResumePoint, TrainingCheckpointer
@@ -204,6 +204,9 @@ def _forward_and_loss(
 
     if not compile:
         return forward
+    reason = compile_unavailable(next(net.parameters()).device)
+    if reason is not None:
+        raise CompilerUnavailable(f"compile=True: {reason}; install one, or train with compile=False")
     compiled = torch.compile(forward, dynamic=False)
 
     def step(x: torch.Tensor) -> tuple[Reconstruction, LossTerms]:

@@ -2,7 +2,6 @@
 same global batch ends: the same weights, batch-norm statistics, scores and threshold."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 from memae.checkpoint import load_checkpoint
+from memae.fast import compile_unavailable
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -76,9 +76,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path: Path, case
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not any(shutil.which(c) for c in ("c++", "g++", "clang++")), reason="torch.compile needs a C++ compiler"
-)
+@pytest.mark.skipif(compile_unavailable("cpu") is not None, reason=str(compile_unavailable("cpu")))
 def test_two_compiled_processes_match_one_eager_process(tmp_path: Path) -> None:
     """``--compile true`` under torchrun: DDP over compiled steps, the empty share of the
     last global batch run eagerly, ends where one eager process ends."""

@@ -1,5 +1,5 @@
+import copy
 import dataclasses
-import shutil
 
 import numpy as np
 import pytest
@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from memae import ModelConfig
-from memae.fast import fold_batchnorm, inference_model, resolve_memory_format, use_channels_last
+from memae.fast import (
+    CompilerUnavailable,
+    compile_unavailable,
+    fold_batchnorm,
+    inference_model,
+    resolve_memory_format,
+    use_channels_last,
+)
 from memae.nn import build_model, memae_loss, reconstruction_error
 
 SHAPES = {
@@ -201,9 +208,7 @@ def test_fused_adam_trains_to_the_weights_of_the_for_loop_adam(monkeypatch: pyte
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not any(shutil.which(c) for c in ("c++", "g++", "clang++")), reason="torch.compile needs a C++ compiler"
-)
+@pytest.mark.skipif(compile_unavailable("cpu") is not None, reason=str(compile_unavailable("cpu")))
 def test_compiled_training_follows_the_eager_run() -> None:
     """``TrainConfig.compile`` changes how the step runs, not what it computes: the same
     per-epoch losses and weights within float rounding."""
@@ -225,6 +230,26 @@ def test_compiled_training_follows_the_eager_run() -> None:
     np.testing.assert_allclose(history.entropy, eager_history.entropy, rtol=1e-4)
     for (key, a), b in zip(compiled.state_dict().items(), model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=0.1 * train.lr, msg=lambda m, k=key: f"{k}: {m}")
+
+
+def test_compiled_training_without_a_cpp_compiler_says_so_before_training(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from torch._inductor import config as inductor_config
+    from torch.utils.data import TensorDataset
+
+    from memae.config import TrainConfig
+    from memae.training import fit_model
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))
+    model, config = _trained_looking("kddcup")
+    before = copy.deepcopy(model.state_dict())
+    train = TrainConfig(epochs=1, batch_size=8, validation_fraction=0.0, device="cpu", compile=True)
+    expected = r"compile=True: torch\.compile needs a C\+\+ compiler .*compile=False"
+    with pytest.raises(CompilerUnavailable, match=expected):
+        fit_model(model, config, train, TensorDataset(_x("kddcup", 16)))
+    for key, value in model.state_dict().items():  # not a step was taken
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
