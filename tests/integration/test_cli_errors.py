@@ -70,12 +70,12 @@ def test_bad_input_is_one_line_error(files, tmp_path, capsys, argv: list[str], m
     assert not (tmp_path / "m.memae").exists() and not (tmp_path / "index.html").exists()
 
 
-def test_compile_without_a_cpp_compiler_is_one_line_error(files, tmp_path, capsys, monkeypatch) -> None:
+def test_compile_without_a_cpp_compiler_is_one_line_error(files, tmp_path, capsys) -> None:
     from torch._inductor import config as inductor_config
 
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))
     argv = ["train", "--data", files["data"], "--epochs", "1", "--compile", "true", "--device", "cpu"]
-    assert main([*argv, "--out", str(tmp_path / "m.memae")]) == 1
+    with inductor_config.patch({"cpp.cxx": ("no-such-c++-compiler",)}):
+        assert main([*argv, "--out", str(tmp_path / "m.memae")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("memae: error: compile=True: torch.compile needs a C++")
     assert list(tmp_path.iterdir()) == []  # no checkpoint, no training state

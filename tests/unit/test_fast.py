@@ -232,21 +232,20 @@ def test_compiled_training_follows_the_eager_run() -> None:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=0.1 * train.lr, msg=lambda m, k=key: f"{k}: {m}")
 
 
-def test_compiled_training_without_a_cpp_compiler_says_so_before_training(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_compiled_training_without_a_cpp_compiler_says_so_before_training() -> None:
     from torch._inductor import config as inductor_config
     from torch.utils.data import TensorDataset
 
     from memae.config import TrainConfig
     from memae.training import fit_model
 
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))
     model, config = _trained_looking("kddcup")
     before = copy.deepcopy(model.state_dict())
     train = TrainConfig(epochs=1, batch_size=8, validation_fraction=0.0, device="cpu", compile=True)
     expected = r"compile=True: torch\.compile needs a C\+\+ compiler .*compile=False"
-    with pytest.raises(CompilerUnavailable, match=expected):
+    # torch's own patching: pytest's monkeypatch deletes a config entry on undo
+    missing = inductor_config.patch({"cpp.cxx": ("no-such-c++-compiler",)})
+    with missing, pytest.raises(CompilerUnavailable, match=expected):
         fit_model(model, config, train, TensorDataset(_x("kddcup", 16)))
     for key, value in model.state_dict().items():  # not a step was taken
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
