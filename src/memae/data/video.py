@@ -430,10 +430,10 @@ def frames_at(
             with Image.open(video.frames[i]) as img:
                 out[i] = _resize_gray(img, size)
         return out
-    decoded = 0
+    decoded, asked = 0, set(wanted)
     for i, frame in enumerate(iter_video_file(video.frames, size)):
         decoded = i + 1
-        if i in wanted:
+        if i in asked:
             out[i] = frame
         if i >= wanted[-1]:
             break
