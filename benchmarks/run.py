@@ -59,6 +59,7 @@ from memae.video.scoring import frame_errors
 
 SCHEMA = 1
 #: The issue's targets: speed-up of memae over the reference, per kind of workload.
+SUITES = ("peak", "memory", "train", "score", "video")
 TARGETS = {"image": 1.2, "tabular": 1.2, "video-train": 1.3, "video-score": 2.0, "memory": 2.0}
 
 
@@ -463,9 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--suites", default="peak,memory,train,score,video", help="comma-separated, run in this order"
-    )
+    parser.add_argument("--suites", default=",".join(SUITES), help="comma-separated, run in this order")
     parser.add_argument("--backbones", default=None, help="comma-separated subset of the workloads")
     parser.add_argument("--video-backbone", default=None, help="default: video-small on CPU, video on GPU")
     parser.add_argument("--out", required=True)
@@ -481,9 +480,9 @@ def main(argv: list[str] | None = None) -> int:
         workloads = [w for w in workloads if w.backbone in keep]
     args.video_backbone = args.video_backbone or ("video" if device.type == "cuda" else "video-small")
     suites = args.suites.split(",")
-    unknown = sorted(set(suites) - {"peak", "memory", "train", "score", "video"})
+    unknown = sorted(set(suites) - set(SUITES))
     if unknown:
-        parser.error(f"unknown suites {unknown}; known: peak, memory, train, score, video")
+        parser.error(f"unknown suites {unknown}; known: {', '.join(SUITES)}")
     record: dict[str, Any] = {
         "schema": SCHEMA,
         "provenance": provenance(),
