@@ -253,6 +253,17 @@ class TableEncoder:
         frame.columns = expected
         return frame
 
+    def summary(self, scoring: dict[str, Any] | None = None) -> str:
+        """A table of the columns and what was done to each (``memae info`` prints it)."""
+        scaling = (scoring or {}).get("preprocessing", "?")
+        width = max(len(c.name) for c in self.columns_)
+        lines = [
+            f"columns: {self.n_features_in_} in, {len(self.feature_names_out_)} features to the model "
+            f"(continuous columns scaled: {scaling})"
+        ]
+        lines += [f"  {c.name:<{width}}  {c.role:<11}  {c.describe()}" for c in self.columns_]
+        return "\n".join(lines)
+
     # --- serialisation ------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
