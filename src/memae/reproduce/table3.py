@@ -41,6 +41,8 @@ SETTINGS: dict[str, Any] = {
     "protocol": {
         "binary": "keep",
         "scaling": "standard",
+        "scale_columns": "continuous",
+        "log1p": True,
         "test_fraction": 0.5,
         "flag_fraction": 0.2,
         "threshold_population": "test",
@@ -86,7 +88,14 @@ def run(options: RunOptions) -> None:
             continue  # written meanwhile by another worker
         if data is None:
             data = load_kddcup(options.data_dir, binary=proto["binary"])
-        split = dagmm_split(data, seed=seed, test_fraction=proto["test_fraction"], scaling=proto["scaling"])
+        split = dagmm_split(
+            data,
+            seed=seed,
+            test_fraction=proto["test_fraction"],
+            scaling=proto["scaling"],
+            scale_columns=proto.get("scale_columns", "all"),
+            log1p=bool(proto.get("log1p", False)),
+        )
         start = time.perf_counter()
         fn = get_method(method).fn
         if proto["threshold_population"] == "train+test":
