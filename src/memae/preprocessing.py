@@ -152,7 +152,7 @@ class TableEncoder:
                 return ColumnPlan(name, "continuous", log=True, fill=fill)
             if distinct.size == 1:
                 return ColumnPlan(name, "constant", fill=fill)
-            if set(distinct.tolist()) <= {0.0, 1.0}:
+            if distinct.size == 2 and distinct[0] == 0.0 and distinct[1] == 1.0:
                 return ColumnPlan(name, "binary", fill=fill)
             return ColumnPlan(
                 name, "continuous", log=self.log1p == "auto" and heavy_tailed(numbers), fill=fill

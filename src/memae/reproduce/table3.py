@@ -35,6 +35,7 @@ SETTINGS: dict[str, Any] = {
         "batch_size": 1024,
         "lr": 1e-3,
         "preprocessing": "none",
+        "log1p": "none",
         "validation_fraction": 0.0,
         "device": "auto",
     },
