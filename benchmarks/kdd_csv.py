@@ -98,27 +98,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             counts = write_csvs(root, folder, seed)
-            train = [
-                "train",
-                "--data",
-                str(folder / "train.csv"),
-                "--out",
-                str(folder / "m.memae"),
-                "--random-state",
-                str(seed),
-            ]
-            score = [
-                "score",
-                str(folder / "m.memae"),
-                "--data",
-                str(folder / "test.csv"),
-                "--label-column",
-                "label",
-                "--normal-label",
-                "normal.",
-                "--out",
-                str(folder / "s.csv"),
-            ]
+            labels = ["--label-column", "label", "--normal-label", "normal."]
+            model, test, out = (str(folder / n) for n in ("m.memae", "test.csv", "s.csv"))
+            train = ["train", "--data", str(folder / "train.csv"), *labels, "--out", model]
+            train += ["--random-state", str(seed)]
+            score = ["score", model, "--data", test, *labels, "--out", out]
             start = time.perf_counter()
             for command in (train, score):
                 if memae_main(command) != 0:
