@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import numbers
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +41,10 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     reconstruction error) and ``predict(X)`` gives 0 (normal) / 1 (anomaly) by the
     threshold ``threshold_`` learnt from normal data (see ``threshold`` below).
     ``X`` is a 2-D array (tabular), (N, C, H, W) images or (N, C, T, H, W) clips, as a numpy
-    array or a torch tensor.
+    array or a torch tensor. Images and clips of ``uint8`` / ``uint16`` pixels are scaled to
+    [0, 1] by their type's largest value (``preprocessing="auto"``; the scale is kept in the
+    checkpoint): a model fitted on such pixels takes the same type again, another integer
+    type rescaled to it, or floats in the training type's units (0..255 for ``uint8``).
 
     Example:
         >>> det = MemAEDetector(epochs=5, random_state=0).fit(X_train)
@@ -49,7 +53,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
 
     Parameters mirror :class:`memae.config.ModelConfig` (the network and its variant) and
     :class:`memae.config.TrainConfig` (the optimisation); ``preprocessing`` scales each
-    feature ("auto": standardise tabular data, leave images and clips alone),
+    feature ("auto": standardise tabular data, scale integer pixels to [0, 1], leave float
+    images and clips alone),
     ``score_reduction`` picks the per-sample error ("mse", or "l2" over channels as the
     authors' video code does); ``channels_last`` trains conv nets on channels-last
     activations (faster for some backbones on CPU, see ``docs/PERFORMANCE.md``; the same
@@ -217,14 +222,17 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         else:
             seed = int(np.random.default_rng().integers(2**31 - 1))
         train_config = self._train_config(seed)
+        pixel_max = _pixel_max(X) if array.ndim in (4, 5) else None
         method = (
             self.preprocessing
             if self.preprocessing != "auto"
-            else ("standard" if array.ndim == 2 else "none")
+            else ("standard" if array.ndim == 2 else "pixels" if pixel_max else "none")
         )
-        self.offset_, self.scale_ = _fit_scaling(array, method)
+        self.offset_, self.scale_ = _fit_scaling(array, method, pixel_max)
         self.preprocessing_ = method
+        self.pixel_dtype_ = _PIXEL_DTYPES.get(pixel_max) if method == "pixels" else None
         data = self._transform(array)
+        self.input_range_ = _value_range(data) if array.ndim in (4, 5) else None
 
         if X_val is not None:
             val_array = as_float_array(X_val, "X_val")
@@ -319,8 +327,41 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     def _validated(self, X: Any) -> torch.Tensor:
         check_is_fitted(self, "model_")
         array = as_float_array(X)
+        _check_channels(array, self.input_shape_)
         check_sample_shape(array, self.input_shape_)
-        return self._transform(array)
+        if array.ndim in (4, 5):
+            array = _in_pixel_units(array, _pixel_max(X), getattr(self, "pixel_dtype_", None))
+        data = self._transform(array)
+        self._warn_outside_range(data, integer=_pixel_max(X) is not None)
+        return data
+
+    def _warn_outside_range(self, data: torch.Tensor, integer: bool) -> None:
+        """Warn when images reach far beyond the values the model was trained on (more than the
+        training range's width past either end), or when float pixels look like [0, 1] values
+        given to a model trained on integer pixels."""
+        trained = getattr(self, "input_range_", None)
+        if trained is None or data.ndim not in (4, 5):
+            return
+        low, high = trained
+        width = max(high - low, 1e-12)
+        got_low, got_high = _value_range(data)
+        unit = f"the detector's units after its {self.preprocessing_!r} preprocessing"
+        if got_low < low - width or got_high > high + width:
+            warnings.warn(
+                f"images with values in [{got_low:.4g}, {got_high:.4g}] ({unit}) lie far outside the "
+                f"training range [{low:.4g}, {high:.4g}]: are they scaled as the training images were?",
+                UserWarning,
+                stacklevel=4,
+            )
+        elif self.pixel_dtype_ and not integer and got_high - got_low <= width / 100:
+            top = _PIXEL_MAX[self.pixel_dtype_]
+            warnings.warn(
+                f"float images spanning [{got_low * top:.4g}, {got_high * top:.4g}] given to a detector "
+                f"trained on {self.pixel_dtype_} pixels (0..{top:g}): pass {self.pixel_dtype_} images, "
+                f"or floats in 0..{top:g}",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _device(self) -> torch.device:
         return next(self.model_.parameters()).device
@@ -409,6 +450,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                 "threshold_source": self.threshold_source_,
                 "preprocessing": self.preprocessing_,
                 "reduction": self.score_reduction,
+                "pixel_dtype": self.pixel_dtype_,
+                "input_range": None if self.input_range_ is None else list(self.input_range_),
             },
         }
         return save_checkpoint(path, tensors, metadata)
@@ -442,6 +485,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             detector.n_features_in_ = detector.input_shape_[0]
         detector.offset_, detector.scale_ = offset, scale
         detector.preprocessing_ = scoring["preprocessing"]
+        detector.pixel_dtype_ = scoring.get("pixel_dtype")
+        trained_range = scoring.get("input_range")
+        detector.input_range_ = None if trained_range is None else tuple(map(float, trained_range))
         detector.decision_scores_ = scores
         detector.validation_scores_ = val_scores
         detector.threshold_ = float(scoring["threshold"])
@@ -484,14 +530,59 @@ def _check_batch_norm_batches(model: MemAE, config: ModelConfig, n_train: int, b
         )
 
 
-def _fit_scaling(array: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature offset and scale; constant features get scale 1."""
+def _fit_scaling(
+    array: np.ndarray, method: str, pixel_max: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature offset and scale; constant features get scale 1; ``"pixels"`` divides by
+    the largest value of the pixel type (``pixel_max``)."""
     shape = array.shape[1:]
     if method == "none":
         return np.zeros(shape, np.float32), np.ones(shape, np.float32)
+    if method == "pixels":
+        if pixel_max is None:
+            raise ValueError("pixel scaling needs images of uint8 or uint16 pixels")
+        return np.zeros(shape, np.float32), np.full(shape, pixel_max, np.float32)
     if method == "standard":
         offset, spread = array.mean(axis=0), array.std(axis=0)
     else:
         offset, spread = array.min(axis=0), array.max(axis=0) - array.min(axis=0)
     scale = np.where(spread > 1e-12, spread, 1.0)
     return offset.astype(np.float32), scale.astype(np.float32)
+
+
+# --- pixel scaling for images of integer pixels -------------------------------------------
+
+#: The integer pixel types scaled by their largest value, and back.
+_PIXEL_MAX: dict[str, float] = {"uint8": 255.0, "uint16": 65535.0}
+_PIXEL_DTYPES: dict[float | None, str] = {v: k for k, v in _PIXEL_MAX.items()}
+
+
+def _pixel_max(X: Any) -> float | None:
+    """The largest value of ``X``'s pixel type when it is ``uint8`` / ``uint16`` (numpy or torch)."""
+    dtype = getattr(X, "dtype", None)
+    name = str(dtype).removeprefix("torch.") if dtype is not None else str(np.asarray(X).dtype)
+    return _PIXEL_MAX.get(name)
+
+
+def _in_pixel_units(array: np.ndarray, pixel_max: float | None, trained_dtype: str | None) -> np.ndarray:
+    """Images in the units the model was fitted in: integer pixels of another type are
+    rescaled to the training type (``uint16`` to a ``uint8`` model: x * 255 / 65535), integer
+    pixels given to a model fitted on floats are brought to [0, 1]."""
+    if pixel_max is None:
+        return array
+    target = _PIXEL_MAX[trained_dtype] if trained_dtype else 1.0
+    return array if target == pixel_max else array * np.float32(target / pixel_max)
+
+
+def _value_range(data: torch.Tensor | np.ndarray) -> tuple[float, float]:
+    return float(data.min()), float(data.max())
+
+
+def _check_channels(array: np.ndarray, input_shape: tuple[int, ...]) -> None:
+    """A clear error for images or clips with another channel count than the training ones."""
+    if len(input_shape) in (3, 4) and array.ndim == len(input_shape) + 1 and array.shape[1] != input_shape[0]:
+        raise ValueError(
+            f"the detector was trained on {input_shape[0]}-channel images of shape (N, "
+            f"{', '.join(map(str, input_shape))}), got {array.shape[1]}-channel images of shape "
+            f"{array.shape}: convert them to {input_shape[0]} channel(s) (--channels {input_shape[0]})"
+        )
