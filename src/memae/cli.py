@@ -72,6 +72,52 @@ def detector_params_from(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _image_options(args: argparse.Namespace, input_shape: Sequence[int] | None = None) -> Any:
+    """How to read image files: ``--image-size``, else a checkpoint's image size; ``--channels``;
+    ``--skip-unreadable``."""
+    from memae.data import ImageOptions
+
+    size = getattr(args, "image_size", None)
+    if size is None and input_shape is not None and len(input_shape) == 3:
+        size = input_shape[1:]
+    return ImageOptions(
+        image_size=None if size is None else (int(size[0]), int(size[1])),
+        channels=getattr(args, "channels", None),
+        skip_unreadable=bool(getattr(args, "skip_unreadable", False)),
+    )
+
+
+def _read(path: str, key: str | None, images: Any) -> Any:
+    """``--data`` as a :class:`memae.data.Dataset`: image folders and files through
+    :func:`memae.data.read_data`, array files as before."""
+    from memae.data import Dataset, read_data
+    from memae.data.images import SUFFIXES as IMAGE_SUFFIXES
+    from memae.io import load_array
+
+    if Path(path).is_dir() or Path(path).suffix.lower() in IMAGE_SUFFIXES:
+        dataset = read_data(path, key=key, images=images)
+        if dataset.skipped:
+            print(
+                f"skipped {len(dataset.skipped)} unreadable file(s): {', '.join(dataset.skipped)}",
+                file=sys.stderr,
+            )
+        return dataset
+    return Dataset(load_array(path, key), "array", path)
+
+
+def _add_image_flags(parser: argparse.ArgumentParser, size_help: str) -> None:
+    group = parser.add_argument_group("image files (--data a folder or an image file)")
+    group.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help=size_help)
+    group.add_argument(
+        "--channels", type=int, choices=(1, 3), help="convert every image to 1 (gray) or 3 (RGB) channels"
+    )
+    group.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="skip and list unreadable image files instead of stopping",
+    )
+
+
 def command(name: str) -> Callable[[Handler], Handler]:
     def wrap(fn: Handler) -> Handler:
         _HANDLERS[name] = fn
@@ -93,7 +139,6 @@ def _demo(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
     from memae.distributed import init_from_env, shared_seed
-    from memae.io import load_array
 
     params = detector_params_from(args)
     # Under torchrun every rank trains its share (memae.distributed); rank 0 reports and saves.
@@ -102,8 +147,12 @@ def _train(args: argparse.Namespace) -> int:
     if ctx is not None and params.get("random_state") is None:
         params["random_state"] = shared_seed()
     params.setdefault("verbose", main_rank)
-    X = load_array(args.data, args.key)
-    X_val = load_array(args.val_data, args.key) if args.val_data else None
+    dataset = _read(args.data, args.key, _image_options(args))
+    X = dataset.X
+    X_val = None
+    if args.val_data:
+        shape = X.shape[1:] if dataset.kind == "images" else None
+        X_val = _read(args.val_data, args.key, _image_options(args, shape)).X
     state = Path(args.state or f"{args.out}.state")
     if main_rank and args.resume and state.exists():
         progress = read_metadata(state).get("progress", {})
@@ -130,11 +179,15 @@ def _train(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
     from memae.distributed import init_from_env
-    from memae.io import load_array
 
     ctx = init_from_env()  # under torchrun each rank scores a shard; rank 0 writes
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    scores = detector.decision_function(load_array(args.data, args.key))
+    dataset = _read(args.data, args.key, _image_options(args, detector.input_shape_))
+    if dataset.kind == "images":
+        return _score_images(detector, dataset, args, main_rank=ctx is None or ctx.is_main)
+    if args.maps:
+        raise ValueError(f"--maps needs image files as --data, got {args.data}")
+    scores = detector.decision_function(dataset.X)
     if ctx is not None and not ctx.is_main:
         return 0
     labels = detector.labels_from_scores(scores)
@@ -148,6 +201,44 @@ def _score(args: argparse.Namespace) -> int:
         print(f"scored {len(scores)} samples, {int(labels.sum())} flagged anomalous; wrote {args.out}")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _score_images(detector: Any, dataset: Any, args: argparse.Namespace, main_rank: bool) -> int:
+    """One row per image file: its path, score, calibrated score, 0/1 decision and, where the
+    folder layout gives them, its defect type and label; ``--maps`` writes the anomaly maps."""
+    import csv
+    import io
+
+    scores = detector.decision_function(dataset.X)
+    calibrated = detector.calibrated_score(dataset.X)
+    decisions = detector.labels_from_scores(scores)
+    if not main_rank:
+        return 0
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    layout = dataset.labels is not None
+    writer.writerow(["path", "score", "calibrated_score", "decision", *(["defect_type", "label"] * layout)])
+    for i, name in enumerate(dataset.ids):
+        truth = [dataset.groups[i], int(dataset.labels[i])] if layout else []
+        writer.writerow([name, f"{scores[i]:.8g}", f"{calibrated[i]:.6g}", int(decisions[i]), *truth])
+    text = buffer.getvalue()
+    summary = f"scored {len(scores)} images, {int(decisions.sum())} flagged anomalous"
+    if layout and len(set(dataset.labels.tolist())) == 2:
+        from memae.metrics import roc_auc
+
+        summary += f"; image AUROC {roc_auc(dataset.labels, scores):.4f}"
+    if args.maps:
+        from memae.report_images import write_maps
+
+        write_maps(args.maps, dataset.ids, dataset.X, detector.anomaly_maps(dataset.X))
+        summary += f"; anomaly maps in {args.maps}"
+    if args.out:
+        atomic_write(args.out, lambda p: Path(p).write_text(text))
+        print(f"{summary}; wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+        print(summary, file=sys.stderr)
     return 0
 
 
@@ -195,10 +286,10 @@ def _export(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
     from memae.diagnostics import inspect_memory, slots_figure
-    from memae.io import load_array
 
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    report = inspect_memory(detector, load_array(args.data, args.key))
+    dataset = _read(args.data, args.key, _image_options(args, detector.input_shape_))
+    report = inspect_memory(detector, dataset.X)
     print(report.summary())
     if args.out:
         out = Path(args.out)
@@ -227,16 +318,26 @@ def _score_video(args: argparse.Namespace) -> int:
 
 @command("report")
 def _report(args: argparse.Namespace) -> int:
+    from memae.data.images import mvtec_category
     from memae.detector import MemAEDetector
     from memae.io import load_array
     from memae.report import write_report
 
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    X = load_array(args.data, args.key)
+    title = f"memae report: {Path(args.checkpoint).name}"
+    # an MVTec AD category folder (train/, test/, ground_truth/) is reported on its test images
+    data = str(Path(args.data) / "test") if mvtec_category(args.data) else args.data
+    dataset = _read(data, args.key, _image_options(args, detector.input_shape_))
+    if dataset.kind == "images":
+        if args.labels:
+            raise ValueError("--labels is for array data; image folders take their labels from the layout")
+        from memae.report_images import write_image_report
+
+        path = write_image_report(detector, dataset, args.out, title=f"{title} on {data}")
+        print(f"wrote {path}")
+        return 0
     labels = load_array(args.labels, args.labels_key) if args.labels else None
-    path = write_report(
-        detector, X, args.out, labels=labels, title=f"memae report: {Path(args.checkpoint).name}"
-    )
+    path = write_report(detector, dataset.X, args.out, labels=labels, title=title)
     print(f"wrote {path}")
     return 0
 
@@ -271,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=None, help="epochs per model")
 
     train = sub.add_parser("train", help="train a detector on an array file and save a checkpoint")
-    train.add_argument("--data", required=True, help="training data: .npy, .npz or .csv")
+    train.add_argument(
+        "--data", required=True, help="training data: .npy, .npz, .csv, or a folder of image files"
+    )
     train.add_argument("--val-data", help="held-out normal data for validation (same format)")
     train.add_argument("--key", help="array name inside an .npz file")
     train.add_argument("--config", help="YAML file of detector parameters")
@@ -289,14 +392,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEPS",
         help="also write the training state every STEPS optimiser steps (default: epochs only)",
     )
+    _add_image_flags(train, "resize every image to H x W (default: the first image's size)")
     _add_detector_flags(train)
 
     score = sub.add_parser("score", help="score an array file with a trained checkpoint")
     score.add_argument("checkpoint")
-    score.add_argument("--data", required=True, help=".npy, .npz or .csv")
+    score.add_argument("--data", required=True, help=".npy, .npz, .csv, or a folder of image files")
     score.add_argument("--key", help="array name inside an .npz file")
     score.add_argument("--out", help="CSV to write (default: standard output)")
     score.add_argument("--device", default="cpu")
+    score.add_argument(
+        "--maps", metavar="DIR", help="write each image's anomaly map and overlay under DIR (same paths)"
+    )
+    _add_image_flags(score, "resize every image to H x W (default: the checkpoint's image size)")
 
     export = sub.add_parser(
         "export", help="export a checkpoint to ONNX or TorchScript, preprocessing and score inside"
@@ -315,22 +423,28 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect", help="memory diagnostics over a dataset: slot usage, entropy, dead slots, collapse"
     )
     inspect_.add_argument("checkpoint")
-    inspect_.add_argument("--data", required=True, help=".npy, .npz or .csv")
+    inspect_.add_argument("--data", required=True, help=".npy, .npz, .csv, or a folder of image files")
     inspect_.add_argument("--key", help="array name inside an .npz file")
     inspect_.add_argument("--out", help="folder for memory.json (and slots.png for image models)")
     inspect_.add_argument("--slots", type=int, default=16, help="slots to decode in slots.png (default 16)")
     inspect_.add_argument("--device", default="cpu")
+    _add_image_flags(inspect_, "resize every image to H x W (default: the checkpoint's image size)")
 
     report = sub.add_parser(
         "report", help="HTML report of a checkpoint on a dataset: metrics, figures, diagnostics"
     )
     report.add_argument("checkpoint")
-    report.add_argument("--data", required=True, help=".npy, .npz or .csv")
+    report.add_argument(
+        "--data",
+        required=True,
+        help=".npy, .npz, .csv, a folder of image files, or an MVTec AD category folder (its test/)",
+    )
     report.add_argument("--key", help="array name inside an .npz data file")
     report.add_argument("--labels", help="0 (normal) / 1 (anomaly) per sample: .npy, .npz or .csv")
     report.add_argument("--labels-key", help="array name inside an .npz labels file")
     report.add_argument("--out", required=True, help="folder for index.html and its figures")
     report.add_argument("--device", default="cpu")
+    _add_image_flags(report, "resize every image to H x W (default: the checkpoint's image size)")
 
     info = sub.add_parser("info", help="show versions, variants and backbones, or a checkpoint's metadata")
     info.add_argument("checkpoint", nargs="?")

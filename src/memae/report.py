@@ -101,8 +101,12 @@ def _training(history: Any, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _examples(detector: Any, X: np.ndarray, scores: np.ndarray, k: int, out: Path) -> list[tuple[str, Path]]:
-    """Most anomalous and most normal samples, their reconstructions and error maps."""
+def _examples(
+    detector: Any, X: np.ndarray, scores: np.ndarray, k: int, out: Path, ids: Any = None
+) -> list[tuple[str, Path]]:
+    """Most anomalous and most normal samples, their reconstructions and error maps, named
+    by ``ids`` (else by index)."""
+    names = [f"#{i}" for i in range(len(X))] if ids is None else list(ids)
     order = np.argsort(scores)
     groups = [("most anomalous", order[::-1][:k]), ("most normal", order[:k])]
     figures = []
@@ -110,12 +114,12 @@ def _examples(detector: Any, X: np.ndarray, scores: np.ndarray, k: int, out: Pat
         x = X[index]
         rec = detector.reconstruct(x)
         path = out / f"examples-{name.replace(' ', '-')}.png"
-        caption = f"{name}: " + ", ".join(f"#{i} ({scores[i]:.3g})" for i in index)
+        caption = f"{name}: " + ", ".join(f"{names[i]} ({scores[i]:.3g})" for i in index)
         if x.ndim == 2:
             plt = _pyplot()
             fig, ax = plt.subplots(figsize=(6, 0.4 * len(index) + 1))
             image = ax.imshow((x - rec) ** 2, aspect="auto", cmap="magma")
-            ax.set_yticks(range(len(index)), [f"#{i}" for i in index])
+            ax.set_yticks(range(len(index)), [names[i] for i in index])
             ax.set_xlabel("feature")
             ax.set_title(f"{name}: squared reconstruction error per feature", fontsize=9)
             fig.colorbar(image, ax=ax)
@@ -157,9 +161,15 @@ def write_report(
     labels: Any = None,
     title: str = "memae report",
     examples: int = 6,
+    ids: Any = None,
+    extra_numbers: dict[str, Any] | None = None,
+    extra_html: str = "",
 ) -> Path:
     """Write the report of fitted ``detector`` on ``X`` into the folder ``out``; returns the
-    path of ``index.html``. ``labels`` (0 normal / 1 anomaly, both present) add the metrics."""
+    path of ``index.html``. ``labels`` (0 normal / 1 anomaly, both present) add the metrics.
+    ``ids`` name the samples in the captions (image paths); ``extra_numbers`` are merged into
+    ``report.json`` and ``extra_html`` is placed after the metrics (the image report's own
+    sections, :mod:`memae.report_images`)."""
     from memae import __version__
     from memae.diagnostics import inspect_memory, slots_figure
     from memae.metrics import precision_recall_f1, roc_auc
@@ -243,6 +253,10 @@ def write_report(
             + _img(_roc(y, scores, auc, out / "roc.png"), "ROC curve")
         )
 
+    numbers.update(extra_numbers or {})
+    if extra_html:
+        sections.append(extra_html)
+
     if detector.model_.memory is not None:
         report = inspect_memory(detector, array)
         numbers["memory"] = report.to_dict()
@@ -266,7 +280,7 @@ def write_report(
         sections.append(body)
 
     k = max(1, min(examples, len(array)))
-    figures = _examples(detector, array, scores, k, out)
+    figures = _examples(detector, array, scores, k, out, ids)
     sections.append("<h2>Examples</h2>" + "".join(_img(path, caption) for caption, path in figures))
 
     json_text = json.dumps(numbers, indent=2)
