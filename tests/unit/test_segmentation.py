@@ -84,7 +84,9 @@ def test_regions_are_eight_connected_per_image() -> None:
 
 def test_pixel_auroc_equals_scikit_learns(rng) -> None:
     maps, masks = _case(rng)
-    assert pixel_auroc(maps[:, None], masks[:, None]) == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()))
+    assert pixel_auroc(maps[:, None], masks[:, None]) == pytest.approx(
+        roc_auc_score(masks.ravel(), maps.ravel())
+    )
 
 
 @pytest.mark.parametrize(
