@@ -595,8 +595,10 @@ def _value_range(data: torch.Tensor | np.ndarray) -> tuple[float, float]:
 
 
 def _check_channels(array: np.ndarray, input_shape: tuple[int, ...]) -> None:
-    """A clear error for images or clips with another channel count than the training ones."""
-    if len(input_shape) in (3, 4) and array.ndim == len(input_shape) + 1 and array.shape[1] != input_shape[0]:
+    """A clear error for images or clips of the training size with another channel count (other
+    differences get :func:`memae.validation.check_sample_shape`'s message)."""
+    same_size = array.ndim == len(input_shape) + 1 and tuple(array.shape[2:]) == tuple(input_shape[1:])
+    if len(input_shape) in (3, 4) and same_size and array.shape[1] != input_shape[0]:
         raise ValueError(
             f"the detector was trained on {input_shape[0]}-channel images of shape (N, "
             f"{', '.join(map(str, input_shape))}), got {array.shape[1]}-channel images of shape "
