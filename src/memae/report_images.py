@@ -147,7 +147,7 @@ def _case_figures(
         if len(index) == 0:
             continue
         rows, names = [dataset.X[index]], ["image"]
-        if dataset.masks is not None:
+        if dataset.masks is not None and not np.isnan(dataset.masks[index]).all():
             rows.append(np.nan_to_num(dataset.masks[index], nan=0.0))
             names.append("ground truth")
         rows.append(maps[index])

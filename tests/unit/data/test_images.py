@@ -73,7 +73,7 @@ def test_a_corrupt_file_is_one_error_naming_it_or_skipped_and_listed(tmp_path, r
     truncated = tmp_path / "truncated.png"
     _save(truncated, _gray(rng, (40, 40)))
     truncated.write_bytes(truncated.read_bytes()[:60])
-    with pytest.raises(ImageFileError, match="broken.png"):
+    with pytest.raises(ImageFileError, match=r"broken\.png"):
         read_data(tmp_path)
     got = read_data(tmp_path, images=ImageOptions(skip_unreadable=True))
     assert got.ids == ("fine.png",) and got.skipped == ("broken.png", "truncated.png")
