@@ -336,9 +336,10 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         return data
 
     def _warn_outside_range(self, data: torch.Tensor, integer: bool) -> None:
-        """Warn when images reach far beyond the values the model was trained on (more than the
-        training range's width past either end), or when float pixels look like [0, 1] values
-        given to a model trained on integer pixels."""
+        """Warn when images reach far beyond the values the model was trained on (more than
+        ``_FAR`` times the training range's width past either end: anomalies may be brighter,
+        pixels in another unit are far off), or when float pixels look like [0, 1] values given
+        to a model trained on integer pixels."""
         trained = getattr(self, "input_range_", None)
         if trained is None or data.ndim not in (4, 5):
             return
@@ -346,7 +347,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         width = max(high - low, 1e-12)
         got_low, got_high = _value_range(data)
         unit = f"the detector's units after its {self.preprocessing_!r} preprocessing"
-        if got_low < low - width or got_high > high + width:
+        if got_low < low - _FAR * width or got_high > high + _FAR * width:
             warnings.warn(
                 f"images with values in [{got_low:.4g}, {got_high:.4g}] ({unit}) lie far outside the "
                 f"training range [{low:.4g}, {high:.4g}]: are they scaled as the training images were?",
@@ -568,6 +569,8 @@ def _fit_scaling(
 
 # --- pixel scaling for images of integer pixels -------------------------------------------
 
+#: How many training-range widths past its ends scoring data must reach to be warned about.
+_FAR = 10.0
 #: The integer pixel types scaled by their largest value, and back.
 _PIXEL_MAX: dict[str, float] = {"uint8": 255.0, "uint16": 65535.0}
 _PIXEL_DTYPES: dict[float | None, str] = {v: k for k, v in _PIXEL_MAX.items()}
