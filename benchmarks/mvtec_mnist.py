@@ -1,6 +1,6 @@
 """MNIST zeros as an image folder in the MVTec AD layout, through ``memae train/score/report``.
 
-    python benchmarks/mvtec_mnist.py --root /tmp/mnist-zeros --seed 0
+    python benchmarks/mvtec_mnist.py --root /tmp/mnist-zeros --data-seed 0 --seeds 0 1 2
 
 Builds, from the MNIST IDX files (``$MEMAE_DATA/mnist``), one category in the MVTec AD layout:
 
@@ -12,8 +12,9 @@ Builds, from the MNIST IDX files (``$MEMAE_DATA/mnist``), one category in the MV
 
 then runs the commands a user would (``memae train --data ROOT/train/good``, ``memae score
 CKPT --data ROOT/test --maps``, ``memae report CKPT --data ROOT``) and PyOD's KNN, IForest and
-AutoEncoder on the flattened pixels of the same files, and writes the numbers with the
-commands, seeds, commit and machine to ``results/mvtec_mnist.json``.
+AutoEncoder on the flattened pixels of the same files, once per model seed, and writes the
+numbers (each run, and the mean and range over the seeds) with the commands, seeds, commit
+and machine to ``results/mvtec_mnist.json``.
 """
 
 from __future__ import annotations
@@ -130,29 +131,16 @@ def _baselines(root: Path, seed: int) -> dict[str, Any]:
     return results
 
 
-def main() -> None:
-    from memae.provenance import provenance
+def run_memae(root: Path, seed: int) -> dict[str, Any]:
+    """``memae train``, ``score`` and ``report`` with the model seeded by ``seed``; the numbers
+    are read back from the report and the score file the commands wrote."""
+    from memae.detector import MemAEDetector
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", required=True, help="folder to build the category in")
-    parser.add_argument("--seed", type=int, default=0, help="picks the images and seeds the models")
-    parser.add_argument("--out", default="results/mvtec_mnist.json")
-    parser.add_argument("--skip-baselines", action="store_true")
-    args = parser.parse_args()
-
-    root = Path(args.root)
-    counts = build(root, args.seed)
-    model, scores, maps, report = root / "model.memae", root / "scores.csv", root / "maps", root / "report"
+    work = root / "runs" / f"seed-{seed}"
+    model, scores, maps, report = work / "model.memae", work / "scores.csv", work / "maps", work / "report"
+    train = root / "train" / "good"
     commands = {
-        "train": [
-            "train",
-            "--data",
-            str(root / "train" / "good"),
-            "--random-state",
-            str(args.seed),
-            "--out",
-            str(model),
-        ],
+        "train": ["train", "--data", str(train), "--random-state", str(seed), "--out", str(model)],
         "score": [
             "score",
             str(model),
@@ -165,36 +153,78 @@ def main() -> None:
         ],
         "report": ["report", str(model), "--data", str(root), "--out", str(report)],
     }
+    work.mkdir(parents=True, exist_ok=True)
     seconds = {name: round(_memae(argv), 2) for name, argv in commands.items()}
     numbers = json.loads((report / "report.json").read_text())
     with open(scores, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    from memae.detector import MemAEDetector
-
     detector = MemAEDetector.load(model)
-    record = {
-        **provenance(),
-        "data": {"source": "MNIST IDX files", "seed": args.seed, "counts": counts},
+    return {
+        "seed": seed,
         "commands": {name: "memae " + shlex.join(argv) for name, argv in commands.items()},
         "seconds": seconds,
-        "memae": {
-            "params": detector.get_params(),
-            "backbone": detector.model_config_.backbone,
-            "addressing": detector.model_config_.addressing,
-            "preprocessing": detector.preprocessing_,
-            "image_auroc": numbers["image_auroc"],
-            "pixel_auroc": numbers.get("pixel_auroc"),
-            "pro": numbers.get("pro"),
-            "per_defect": numbers["per_defect"],
-            "score_rows": len(rows),
-            "score_columns": list(rows[0]),
-        },
-        "baselines": {} if args.skip_baselines else _baselines(root, args.seed),
+        "params": detector.get_params(),
+        "backbone": detector.model_config_.backbone,
+        "addressing": detector.model_config_.addressing,
+        "preprocessing": detector.preprocessing_,
+        "image_auroc": numbers["image_auroc"],
+        "pixel_auroc": numbers.get("pixel_auroc"),
+        "pro": numbers.get("pro"),
+        "per_defect": numbers["per_defect"],
+        "score_rows": len(rows),
+        "score_columns": list(rows[0]),
+    }
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and range over the seeds of each top-level and per-defect metric."""
+
+    def stats(values: list[float]) -> dict[str, float]:
+        return {"mean": float(np.mean(values)), "min": float(np.min(values)), "max": float(np.max(values))}
+
+    keys = ("image_auroc", "pixel_auroc", "pro")
+    out: dict[str, Any] = {k: stats([r[k] for r in runs]) for k in keys if runs[0].get(k) is not None}
+    for defect, entry in runs[0]["per_defect"].items():
+        present = [k for k in keys if entry.get(k) is not None]
+        out[defect] = {k: stats([r["per_defect"][defect][k] for r in runs]) for k in present}
+    return out
+
+
+def main() -> None:
+    from memae.provenance import provenance
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="folder to build the category in")
+    parser.add_argument("--data-seed", type=int, default=0, help="picks the images and the squares")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model seeds")
+    parser.add_argument("--out", default="results/mvtec_mnist.json")
+    parser.add_argument("--skip-baselines", action="store_true")
+    args = parser.parse_args()
+
+    root = Path(args.root)
+    counts = build(root, args.data_seed)
+    memae_runs = [run_memae(root, seed) for seed in args.seeds]
+    baseline_runs = {} if args.skip_baselines else {seed: _baselines(root, seed) for seed in args.seeds}
+    baselines: dict[str, Any] = {}
+    for name in next(iter(baseline_runs.values()), {}):
+        runs = [{**baseline_runs[seed][name], "seed": seed} for seed in args.seeds]
+        baselines[name] = {"summary": _summary(runs), "runs": runs}
+    record = {
+        **provenance(),
+        "script": "python benchmarks/mvtec_mnist.py "
+        + shlex.join(
+            ["--root", str(root), "--data-seed", str(args.data_seed), "--seeds", *map(str, args.seeds)]
+        ),
+        "data": {"source": "MNIST IDX files", "data_seed": args.data_seed, "counts": counts},
+        "memae": {"summary": _summary(memae_runs), "runs": memae_runs},
+        "baselines": baselines,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: record[k] for k in ("memae", "baselines")}, indent=2, default=str))
+    summary = {"MemAE (memae defaults)": record["memae"]["summary"]}
+    summary.update({name: entry["summary"] for name, entry in baselines.items()})
+    print(json.dumps(summary, indent=2))
     print(f"wrote {out}")
 
 
