@@ -175,7 +175,12 @@ def export_metadata(detector: Any, format: str, reconstruction: bool, opset: int
         "format": format,
         "opset": opset,
         "memae_version": __version__,
-        "input": {"name": "x", "dtype": "float32", "shape": ["batch", *detector.input_shape_]},
+        "input": {
+            "name": "x",
+            "dtype": "float32",
+            "shape": ["batch", *detector.input_shape_],
+            "units": _input_units(detector),
+        },
         "outputs": ["score", "reconstruction"] if reconstruction else ["score"],
         "score": (
             f"per-sample reconstruction error ({detector.score_reduction}) after the detector's "
@@ -251,3 +256,13 @@ def _run_torchscript(path: str, x: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         out = module(torch.from_numpy(x.astype(np.float32)))
     return (out[0] if isinstance(out, tuple) else out).numpy()
+
+
+def _input_units(detector: Any) -> str:
+    """What the exported graph's input values mean (the graph applies the preprocessing)."""
+    pixel_dtype = getattr(detector, "pixel_dtype_", None)
+    if pixel_dtype:
+        top = np.iinfo(pixel_dtype).max
+        return f"{pixel_dtype} pixel values as float32 (0..{top}); the graph divides by {top}"
+    method = detector.preprocessing_
+    return f"the values the detector was fitted on; the graph applies its {method!r} preprocessing"

@@ -86,3 +86,18 @@ def test_anomaly_maps_average_to_the_mse_score(fitted, pixels) -> None:
     np.testing.assert_allclose(maps.mean(axis=(1, 2, 3)), fitted.decision_function(as_uint8), rtol=1e-4)
     with pytest.raises(ValueError, match=r"expected X of shape \(N, 1, 12, 12\), got \(2, 144\)"):
         fitted.anomaly_maps(np.zeros((2, 144), np.float32))
+
+
+def test_the_exported_graph_takes_pixel_values_and_divides_inside(fitted, pixels, tmp_path) -> None:
+    import json
+
+    from memae.export import export_detector
+
+    as_uint8 = (pixels * 255).round().astype(np.uint8)
+    result = export_detector(fitted, tmp_path / "m.pt", format="torchscript", check_data=as_uint8)
+    graph = torch.jit.load(str(result.model_path))
+    with torch.inference_mode():
+        exported = graph(torch.from_numpy(as_uint8.astype(np.float32))).numpy()
+    np.testing.assert_allclose(exported, fitted.decision_function(as_uint8), rtol=1e-4)
+    units = json.loads(result.metadata_path.read_text())["input"]["units"]
+    assert units.startswith("uint8 pixel values as float32 (0..255)")
