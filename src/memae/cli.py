@@ -72,12 +72,12 @@ def detector_params_from(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _add_data_flags(parser: argparse.ArgumentParser, what: str) -> None:
+def _add_data_flags(parser: argparse.ArgumentParser, what: str, size_help: str) -> None:
     """``--data`` and how to read it: every command that reads data takes the same flags."""
     parser.add_argument(
         "--data",
         required=True,
-        help=f"{what}: a table (.csv, .tsv, .parquet), an array (.npy, .npz) or a folder of images",
+        help=f"{what}: a table (.csv, .tsv, .parquet), an array (.npy, .npz), or image files / a folder",
     )
     parser.add_argument("--key", help="array name inside an .npz file")
     tables = parser.add_argument_group("tables")
@@ -99,21 +99,49 @@ def _add_data_flags(parser: argparse.ArgumentParser, what: str) -> None:
         "--drop-columns", default="", metavar="A,B", help="comma-separated columns to leave out"
     )
     tables.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
+    group = parser.add_argument_group("image files (--data a folder or an image file)")
+    group.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help=size_help)
+    group.add_argument(
+        "--channels", type=int, choices=(1, 3), help="convert every image to 1 (gray) or 3 (RGB) channels"
+    )
+    group.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="skip and list unreadable image files instead of stopping",
+    )
 
 
-def read_cli_data(args: argparse.Namespace, path: str | None = None) -> Any:
-    """``--data`` (or ``path``) through :func:`memae.data.read_data` with the command's options."""
-    from memae.data import TableOptions, read_data
+def read_cli_data(
+    args: argparse.Namespace, path: str | None = None, input_shape: Sequence[int] | None = None
+) -> Any:
+    """``--data`` (or ``path``) through :func:`memae.data.read_data` with the command's table
+    and image options; images are brought to ``input_shape`` (a checkpoint's) unless
+    ``--image-size`` says otherwise."""
+    from memae.data import ImageOptions, TableOptions, read_data
 
     drop = tuple(c.strip() for c in (args.drop_columns or "").split(",") if c.strip())
-    options = TableOptions(
+    table = TableOptions(
         index_column=args.index_column,
         label_column=args.label_column,
         drop_columns=drop,
         normal_labels=tuple(args.normal_label or ()),
         delimiter=args.delimiter.encode().decode("unicode_escape") if args.delimiter else None,
     )
-    return read_data(path or args.data, key=args.key, table=options)
+    size = args.image_size
+    if size is None and input_shape is not None and len(input_shape) == 3:
+        size = input_shape[1:]
+    images = ImageOptions(
+        image_size=None if size is None else (int(size[0]), int(size[1])),
+        channels=args.channels,
+        skip_unreadable=bool(args.skip_unreadable),
+    )
+    dataset = read_data(path or args.data, key=args.key, table=table, images=images)
+    if dataset.skipped:
+        print(
+            f"skipped {len(dataset.skipped)} unreadable file(s): {', '.join(dataset.skipped)}",
+            file=sys.stderr,
+        )
+    return dataset
 
 
 def command(name: str) -> Callable[[Handler], Handler]:
@@ -150,13 +178,16 @@ def _train(args: argparse.Namespace) -> int:
     if data.labels is not None:
         normal = data.labels == 0
         if not normal.any():
-            raise ValueError(f"{args.data}: every row of --label-column {args.label_column!r} is an anomaly")
+            raise ValueError(f"{args.data}: every sample is labelled an anomaly; training needs normal ones")
         X = X[normal] if data.kind != "table" else X[normal].reset_index(drop=True)
         if main_rank and not normal.all():
             print(
-                f"training on the {int(normal.sum())} normal rows; left out {int((~normal).sum())} anomalies"
+                f"training on the {int(normal.sum())} normal samples; "
+                f"left out {int((~normal).sum())} anomalies"
             )
-    X_val = read_cli_data(args, args.val_data).X if args.val_data else None
+    X_val = None
+    if args.val_data:
+        X_val = read_cli_data(args, args.val_data, X.shape[1:] if data.kind == "images" else None).X
     state = Path(args.state or f"{args.out}.state")
     if main_rank and args.resume and state.exists():
         progress = read_metadata(state).get("progress", {})
@@ -187,38 +218,56 @@ def _score(args: argparse.Namespace) -> int:
 
     ctx = init_from_env()  # under torchrun each rank scores a shard; rank 0 writes
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    data = read_cli_data(args)
+    data = read_cli_data(args, input_shape=detector.input_shape_)
+    if args.maps and data.kind != "images":
+        raise ValueError(f"--maps needs image files as --data, got {args.data}")
     scores = detector.decision_function(data.X)
     if ctx is not None and not ctx.is_main:
         return 0
     decisions = detector.labels_from_scores(scores)
     calibrated = ecdf_score(detector._reference_scores(), scores)
     text = score_table(data, scores, calibrated, decisions)
+    summary = f"scored {len(scores)} samples, {int(decisions.sum())} flagged anomalous"
+    if data.labels is not None and len(set(data.labels.tolist())) == 2:
+        from memae.metrics import roc_auc
+
+        summary += f"; AUROC {roc_auc(data.labels, scores):.4f}"
+    if args.maps:
+        from memae.report_images import write_maps
+
+        write_maps(args.maps, data.ids, data.X, detector.anomaly_maps(data.X))
+        summary += f"; anomaly maps in {args.maps}"
     if args.out:
         atomic_write(args.out, lambda p: Path(p).write_text(text, encoding="utf-8"))
-        print(f"scored {len(scores)} samples, {int(decisions.sum())} flagged anomalous; wrote {args.out}")
+        print(f"{summary}; wrote {args.out}")
     else:
         sys.stdout.write(text)
+        print(summary, file=sys.stderr)
     return 0
 
 
 def score_table(data: Any, scores: Any, calibrated: Any, decisions: Any) -> str:
     """The score file: one CSV row per sample, named by its identifier (a table's index
     column, an image's relative path) or its position, with the score, the calibrated score
-    in [0, 1], the 0/1 decision and, when the data say so, the true label."""
+    in [0, 1], the 0/1 decision and, when the data say so, the defect type (image folders)
+    and the true label."""
     import csv
     import io
 
     names = {"table": "id", "images": "path"}
     id_name = names.get(data.kind, "index") if data.ids is not None else "index"
     ids = data.ids if data.ids is not None else range(len(scores))
-    header = [id_name, "score", "calibrated", "anomaly"] + (["label"] if data.labels is not None else [])
+    kinds = data.kind == "images" and data.groups is not None
+    truth = ["defect_type"] * kinds + ["label"] * (data.labels is not None)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow([id_name, "score", "calibrated", "anomaly", *truth])
     for i, (name, s, c, d) in enumerate(zip(ids, scores, calibrated, decisions, strict=True)):
         row = [name, f"{s:.8g}", f"{c:.6g}", int(d)]
-        writer.writerow(row + ([int(data.labels[i])] if data.labels is not None else []))
+        row += ([data.groups[i]] if kinds else []) + (
+            [int(data.labels[i])] if data.labels is not None else []
+        )
+        writer.writerow(row)
     return buffer.getvalue()
 
 
@@ -268,7 +317,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from memae.diagnostics import inspect_memory, slots_figure
 
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    report = inspect_memory(detector, read_cli_data(args).X)
+    report = inspect_memory(detector, read_cli_data(args, input_shape=detector.input_shape_).X)
     print(report.summary())
     if args.out:
         out = Path(args.out)
@@ -297,22 +346,26 @@ def _score_video(args: argparse.Namespace) -> int:
 
 @command("report")
 def _report(args: argparse.Namespace) -> int:
+    from memae.data.images import mvtec_category
     from memae.detector import MemAEDetector
     from memae.io import load_array
     from memae.report import write_report
 
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    data = read_cli_data(args)
-    X = data.X
+    title = f"memae report: {Path(args.checkpoint).name}"
+    # an MVTec AD category folder (train/, test/, ground_truth/) is reported on its test images
+    path_in = str(Path(args.data) / "test") if mvtec_category(args.data) else args.data
+    data = read_cli_data(args, path_in, detector.input_shape_)
+    if data.kind == "images":
+        if args.labels:
+            raise ValueError("--labels is for array data; image folders take their labels from the layout")
+        from memae.report_images import write_image_report
+
+        path = write_image_report(detector, data, args.out, title=f"{title} on {path_in}")
+        print(f"wrote {path}")
+        return 0
     labels = load_array(args.labels, args.labels_key) if args.labels else data.labels
-    path = write_report(
-        detector,
-        X,
-        args.out,
-        labels=labels,
-        title=f"memae report: {Path(args.checkpoint).name}",
-        ids=data.ids,
-    )
+    path = write_report(detector, data.X, args.out, labels=labels, title=title, ids=data.ids)
     print(f"wrote {path}")
     return 0
 
@@ -356,7 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=None, help="epochs per model")
 
     train = sub.add_parser("train", help="train a detector on an array file and save a checkpoint")
-    _add_data_flags(train, "training data (normal samples)")
+    _add_data_flags(
+        train,
+        "training data (normal samples)",
+        "resize every image to H x W (default: the first image's size)",
+    )
     train.add_argument("--val-data", help="held-out normal data for validation (same format)")
     train.add_argument("--config", help="YAML file of detector parameters")
     train.add_argument("--out", required=True, help="checkpoint to write (e.g. model.memae)")
@@ -377,9 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="score an array file with a trained checkpoint")
     score.add_argument("checkpoint")
-    _add_data_flags(score, "data to score")
+    _add_data_flags(
+        score, "data to score", "resize every image to H x W (default: the checkpoint's image size)"
+    )
     score.add_argument("--out", help="CSV to write (default: standard output)")
     score.add_argument("--device", default="cpu")
+    score.add_argument(
+        "--maps", metavar="DIR", help="write each image's anomaly map and overlay under DIR (same paths)"
+    )
 
     export = sub.add_parser(
         "export", help="export a checkpoint to ONNX or TorchScript, preprocessing and score inside"
@@ -398,7 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect", help="memory diagnostics over a dataset: slot usage, entropy, dead slots, collapse"
     )
     inspect_.add_argument("checkpoint")
-    _add_data_flags(inspect_, "data to inspect the memory on")
+    _add_data_flags(
+        inspect_,
+        "data to inspect the memory on",
+        "resize every image to H x W (default: the checkpoint's image size)",
+    )
     inspect_.add_argument("--out", help="folder for memory.json (and slots.png for image models)")
     inspect_.add_argument("--slots", type=int, default=16, help="slots to decode in slots.png (default 16)")
     inspect_.add_argument("--device", default="cpu")
@@ -407,7 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="HTML report of a checkpoint on a dataset: metrics, figures, diagnostics"
     )
     report.add_argument("checkpoint")
-    _add_data_flags(report, "data to report on")
+    _add_data_flags(
+        report,
+        "data to report on (or an MVTec AD category folder: its test/)",
+        "resize every image to H x W (default: the checkpoint's image size)",
+    )
     report.add_argument(
         "--labels", help="0 (normal) / 1 (anomaly) per sample: .npy, .npz or .csv (or --label-column)"
     )

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import numbers
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,7 +44,11 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     reconstruction error) and ``predict(X)`` gives 0 (normal) / 1 (anomaly) by the
     threshold ``threshold_`` learnt from normal data (see ``threshold`` below).
     ``X`` is a table (a pandas DataFrame, or a 2-D array), (N, C, H, W) images or
-    (N, C, T, H, W) clips, as a numpy array or a torch tensor.
+    (N, C, T, H, W) clips, as a numpy array or a torch tensor. Images and clips of ``uint8`` /
+    ``uint16`` pixels are scaled to [0, 1] by their type's largest value
+    (``preprocessing="auto"``; the scale is kept in the checkpoint): a model fitted on such
+    pixels takes the same type again, another integer type rescaled to it, or floats in the
+    training type's units (0..255 for ``uint8``).
 
     Example:
         >>> det = MemAEDetector(epochs=5, random_state=0).fit(X_train)
@@ -56,8 +61,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     model: string columns one-hot (``max_categories`` at most), 0/1 columns kept, continuous
     columns through a signed ``log1p`` where heavy-tailed (``log1p``: "auto", "none" or
     column names) and scaled by ``preprocessing`` ("auto" = ``TABLE_SCALING`` for tables,
-    nothing for images and clips; "standard", "robust", "minmax", "none"); missing values are
-    an error naming the column unless ``impute="median"``. Columns are matched by name.
+    integer pixels to [0, 1] for images, nothing for float images and clips; "standard",
+    "robust", "minmax", "none"); missing values are an error naming the column unless
+    ``impute="median"``. Columns are matched by name.
     ``score_reduction`` picks the per-sample error ("mse", or "l2" over channels as the
     authors' video code does); ``channels_last`` trains conv nets on channels-last
     activations (faster for some backbones on CPU, see ``docs/PERFORMANCE.md``; the same
@@ -249,15 +255,20 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
         else:
-            method = self.preprocessing if self.preprocessing != "auto" else "none"
+            pixel_max = _pixel_max(X) if array.ndim in (4, 5) else None
+            method = (
+                self.preprocessing if self.preprocessing != "auto" else ("pixels" if pixel_max else "none")
+            )
             if method == "robust":
                 raise ValueError(
                     "preprocessing='robust' is for tables; images and clips take 'none' or 'minmax'"
                 )
             self.table_, self.log_mask_ = None, None
-            self.offset_, self.scale_ = _fit_scaling(array, method)
+            self.offset_, self.scale_ = _fit_scaling(array, method, pixel_max)
         self.preprocessing_ = method
+        self.pixel_dtype_ = _PIXEL_DTYPES.get(pixel_max) if method == "pixels" else None
         data = self._transform(array)
+        self.input_range_ = _value_range(data) if array.ndim in (4, 5) else None
 
         if X_val is not None:
             if table:
@@ -360,8 +371,42 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         if self.table_ is not None:
             return self._transform(self.table_.encode(X))
         array = as_float_array(X)
+        _check_channels(array, self.input_shape_)
         check_sample_shape(array, self.input_shape_)
-        return self._transform(array)
+        if array.ndim in (4, 5):
+            array = _in_pixel_units(array, _pixel_max(X), getattr(self, "pixel_dtype_", None))
+        data = self._transform(array)
+        self._warn_outside_range(data, integer=_pixel_max(X) is not None)
+        return data
+
+    def _warn_outside_range(self, data: torch.Tensor, integer: bool) -> None:
+        """Warn when images reach far beyond the values the model was trained on (more than
+        ``_FAR`` times the training range's width past either end: anomalies may be brighter,
+        pixels in another unit are far off), or when float pixels look like [0, 1] values given
+        to a model trained on integer pixels."""
+        trained = getattr(self, "input_range_", None)
+        if trained is None or data.ndim not in (4, 5):
+            return
+        low, high = trained
+        width = max(high - low, 1e-12)
+        got_low, got_high = _value_range(data)
+        unit = f"the detector's units after its {self.preprocessing_!r} preprocessing"
+        if got_low < low - _FAR * width or got_high > high + _FAR * width:
+            warnings.warn(
+                f"images with values in [{got_low:.4g}, {got_high:.4g}] ({unit}) lie far outside the "
+                f"training range [{low:.4g}, {high:.4g}]: are they scaled as the training images were?",
+                UserWarning,
+                stacklevel=4,
+            )
+        elif self.pixel_dtype_ and not integer and got_high - got_low <= width / 100:
+            top = _PIXEL_MAX[self.pixel_dtype_]
+            warnings.warn(
+                f"float images spanning [{got_low * top:.4g}, {got_high * top:.4g}] given to a detector "
+                f"trained on {self.pixel_dtype_} pixels (0..{top:g}): pass {self.pixel_dtype_} images, "
+                f"or floats in 0..{top:g}",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def to_input_units(self, model_units: np.ndarray) -> np.ndarray:
         """Undo the scaling (and the log) of the model's input: reconstructions and decoded
@@ -439,6 +484,22 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         output = torch.cat(outputs).numpy()
         return output, (torch.cat(weights).numpy() if weights else None)
 
+    @torch.inference_mode()
+    def anomaly_maps(self, X: Any) -> np.ndarray:
+        """Per-pixel anomaly maps of (N, C, H, W) images: the squared reconstruction error in
+        the detector's units (after preprocessing), averaged over channels, (N, 1, H, W). With
+        ``score_reduction="mse"`` a sample's score is the mean of its map."""
+        data = self._validated(X)
+        if data.ndim != 4:
+            raise ValueError(f"anomaly maps are made for (N, C, H, W) images, got shape {tuple(data.shape)}")
+        self.model_.eval()
+        step = max(self.batch_size, 256)
+        maps = []
+        for start in range(0, len(data), step):
+            x = data[start : start + step].to(self._device())
+            maps.append(((self.model_(x).output - x) ** 2).mean(dim=1, keepdim=True).cpu())
+        return torch.cat(maps).numpy()
+
     def reconstruct(self, X: Any) -> np.ndarray:
         """Reconstructions of ``X`` in the input's units (scaling and log undone; a table's
         categorical columns stay one-hot, in the order of ``table_.feature_names_out_``)."""
@@ -479,6 +540,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                 "threshold_source": self.threshold_source_,
                 "preprocessing": self.preprocessing_,
                 "reduction": self.score_reduction,
+                "pixel_dtype": self.pixel_dtype_,
+                "input_range": None if self.input_range_ is None else list(self.input_range_),
             },
         }
         if self.table_ is not None:
@@ -526,6 +589,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             detector.n_features_in_ = detector.input_shape_[0]
         detector.offset_, detector.scale_ = offset, scale
         detector.preprocessing_ = scoring["preprocessing"]
+        detector.pixel_dtype_ = scoring.get("pixel_dtype")
+        trained_range = scoring.get("input_range")
+        detector.input_range_ = None if trained_range is None else tuple(map(float, trained_range))
         detector.decision_scores_ = scores
         detector.validation_scores_ = val_scores
         detector.threshold_ = float(scoring["threshold"])
@@ -569,11 +635,18 @@ def _check_batch_norm_batches(model: MemAE, config: ModelConfig, n_train: int, b
         )
 
 
-def _fit_scaling(array: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature offset and scale; constant features get scale 1."""
+def _fit_scaling(
+    array: np.ndarray, method: str, pixel_max: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature offset and scale; constant features get scale 1; ``"pixels"`` divides by
+    the largest value of the pixel type (``pixel_max``)."""
     shape = array.shape[1:]
     if method == "none":
         return np.zeros(shape, np.float32), np.ones(shape, np.float32)
+    if method == "pixels":
+        if pixel_max is None:
+            raise ValueError("pixel scaling needs images of uint8 or uint16 pixels")
+        return np.zeros(shape, np.float32), np.full(shape, pixel_max, np.float32)
     if method == "standard":
         offset, spread = array.mean(axis=0), array.std(axis=0)
     else:
@@ -595,3 +668,45 @@ def _is_table(X: Any) -> bool:
         except ValueError:
             return False
     return ndim == 2
+
+
+# --- pixel scaling for images of integer pixels -------------------------------------------
+
+#: How many training-range widths past its ends scoring data must reach to be warned about.
+_FAR = 10.0
+#: The integer pixel types scaled by their largest value, and back.
+_PIXEL_MAX: dict[str, float] = {"uint8": 255.0, "uint16": 65535.0}
+_PIXEL_DTYPES: dict[float | None, str] = {v: k for k, v in _PIXEL_MAX.items()}
+
+
+def _pixel_max(X: Any) -> float | None:
+    """The largest value of ``X``'s pixel type when it is ``uint8`` / ``uint16`` (numpy or torch)."""
+    dtype = getattr(X, "dtype", None)
+    name = str(dtype).removeprefix("torch.") if dtype is not None else str(np.asarray(X).dtype)
+    return _PIXEL_MAX.get(name)
+
+
+def _in_pixel_units(array: np.ndarray, pixel_max: float | None, trained_dtype: str | None) -> np.ndarray:
+    """Images in the units the model was fitted in: integer pixels of another type are
+    rescaled to the training type (``uint16`` to a ``uint8`` model: x * 255 / 65535), integer
+    pixels given to a model fitted on floats are brought to [0, 1]."""
+    if pixel_max is None:
+        return array
+    target = _PIXEL_MAX[trained_dtype] if trained_dtype else 1.0
+    return array if target == pixel_max else array * np.float32(target / pixel_max)
+
+
+def _value_range(data: torch.Tensor | np.ndarray) -> tuple[float, float]:
+    return float(data.min()), float(data.max())
+
+
+def _check_channels(array: np.ndarray, input_shape: tuple[int, ...]) -> None:
+    """A clear error for images or clips of the training size with another channel count (other
+    differences get :func:`memae.validation.check_sample_shape`'s message)."""
+    same_size = array.ndim == len(input_shape) + 1 and tuple(array.shape[2:]) == tuple(input_shape[1:])
+    if len(input_shape) in (3, 4) and same_size and array.shape[1] != input_shape[0]:
+        raise ValueError(
+            f"the detector was trained on {input_shape[0]}-channel images of shape (N, "
+            f"{', '.join(map(str, input_shape))}), got {array.shape[1]}-channel images of shape "
+            f"{array.shape}: convert them to {input_shape[0]} channel(s) (--channels {input_shape[0]})"
+        )

@@ -246,7 +246,12 @@ def export_metadata(detector: Any, format: str, reconstruction: bool, opset: int
 
 
 def _input_metadata(detector: Any) -> dict[str, Any]:
-    described: dict[str, Any] = {"name": "x", "dtype": "float32", "shape": ["batch", *detector.input_shape_]}
+    described: dict[str, Any] = {
+        "name": "x",
+        "dtype": "float32",
+        "shape": ["batch", *detector.input_shape_],
+        "units": _input_units(detector),
+    }
     table = getattr(detector, "table_", None)
     if table is not None:
         described["features"] = [str(f) for f in table.feature_names_out_]
@@ -308,3 +313,13 @@ def _run_torchscript(path: str, x: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         out = module(torch.from_numpy(x.astype(np.float32)))
     return (out[0] if isinstance(out, tuple) else out).numpy()
+
+
+def _input_units(detector: Any) -> str:
+    """What the exported graph's input values mean (the graph applies the preprocessing)."""
+    pixel_dtype = getattr(detector, "pixel_dtype_", None)
+    if pixel_dtype:
+        top = np.iinfo(pixel_dtype).max
+        return f"{pixel_dtype} pixel values as float32 (0..{top}); the graph divides by {top}"
+    method = detector.preprocessing_
+    return f"the values the detector was fitted on; the graph applies its {method!r} preprocessing"

@@ -113,7 +113,8 @@ def _training(history: Any, path: Path) -> Path:
 def _examples(
     detector: Any, X: Any, scores: np.ndarray, k: int, out: Path, ids: Any = None
 ) -> list[tuple[str, Path]]:
-    """Most anomalous and most normal samples, their reconstructions and error maps."""
+    """Most anomalous and most normal samples, their reconstructions and error maps, named
+    by ``ids`` (else by index)."""
     order = np.argsort(scores)
     groups = [("most anomalous", order[::-1][:k]), ("most normal", order[:k])]
     figures = []
@@ -185,10 +186,14 @@ def write_report(
     title: str = "memae report",
     examples: int = 6,
     ids: Any = None,
+    extra_numbers: dict[str, Any] | None = None,
+    extra_html: str = "",
 ) -> Path:
     """Write the report of fitted ``detector`` on ``X`` into the folder ``out``; returns the
-    path of ``index.html``. ``labels`` (0 normal / 1 anomaly, both present) add the metrics;
-    ``ids`` name the samples in the figures (a table's index column, file names)."""
+    path of ``index.html``. ``labels`` (0 normal / 1 anomaly, both present) add the metrics.
+    ``ids`` name the samples in the figures (a table's index column, image paths);
+    ``extra_numbers`` are merged into ``report.json`` and ``extra_html`` is placed after the
+    metrics (the image report's own sections, :mod:`memae.report_images`)."""
     from memae import __version__
     from memae.diagnostics import inspect_memory, slots_figure
     from memae.metrics import precision_recall_f1, roc_auc
@@ -274,6 +279,10 @@ def write_report(
             + _table(metric_rows)
             + _img(_roc(y, scores, auc, out / "roc.png"), "ROC curve")
         )
+
+    numbers.update(extra_numbers or {})
+    if extra_html:
+        sections.append(extra_html)
 
     if detector.model_.memory is not None:
         report = inspect_memory(detector, array)

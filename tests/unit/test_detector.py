@@ -105,7 +105,7 @@ def test_save_load_gives_identical_scores(fitted: MemAEDetector, tabular: np.nda
 def test_images_reconstruct_and_expose_addressing_weights() -> None:
     images = np.random.default_rng(0).random((40, 1, 28, 28), dtype=np.float32)
     det = MemAEDetector(**FAST).fit(images)
-    assert det.model_config_.backbone == "mnist"
+    assert det.model_config_.backbone == "conv"  # "auto": the generic net; the paper's nets by name
     assert det.reconstruct(images[:3]).shape == (3, 1, 28, 28)
     weights = det.addressing_weights(images[:3])
     assert weights.shape == (3, 100)
