@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch.utils.data import TensorDataset
 
-from memae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from memae.checkpoint import CheckpointError, build_checked, load_checkpoint, save_checkpoint
 from memae.config import ModelConfig, TrainConfig, config_from_dict
 from memae.nn.model import MemAE, build_model
 from memae.resume import TrainingCheckpointer, read_fingerprint
@@ -423,7 +423,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             detector = cls(**meta["params"])
             model_config = config_from_dict(ModelConfig, meta["model_config"])
             train_config = config_from_dict(TrainConfig, meta["train_config"])
-            model, resolved = build_model(model_config)
+            model, resolved = build_checked(
+                path, lambda: build_model(model_config), tensors, model_config.input_shape
+            )
             state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
             model.load_state_dict(state, strict=True)
             offset = tensors["scoring.offset"].numpy()
@@ -431,21 +433,28 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             scores = tensors["scoring.train_scores"].numpy()
             val_scores = tensors.get("scoring.validation_scores", torch.zeros(0, dtype=torch.float64)).numpy()
             scoring = meta["scoring"]
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise CheckpointError(f"{path} does not match this memae's detector: {err}") from err
+            preprocessing = scoring["preprocessing"]
+            threshold = float(scoring["threshold"])
+            threshold_source = str(scoring.get("threshold_source", "training"))
+            history = History(**meta.get("history", {}))
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as err:
+            what = f"lacks the field {err}" if isinstance(err, KeyError) else f"does not match: {err}"
+            raise CheckpointError(f"{path} {what} (this memae's detector checkpoint)") from err
         detector.model_ = model.to(resolve_device(device))
         detector.model_config_ = resolved
         detector.train_config_ = train_config
-        detector.history_ = History(**meta.get("history", {}))
+        detector.history_ = history
         detector.input_shape_ = tuple(model_config.input_shape)
         if len(detector.input_shape_) == 1:
             detector.n_features_in_ = detector.input_shape_[0]
         detector.offset_, detector.scale_ = offset, scale
-        detector.preprocessing_ = scoring["preprocessing"]
+        detector.preprocessing_ = preprocessing
         detector.decision_scores_ = scores
         detector.validation_scores_ = val_scores
-        detector.threshold_ = float(scoring["threshold"])
-        detector.threshold_source_ = str(scoring.get("threshold_source", "training"))
+        detector.threshold_ = threshold
+        detector.threshold_source_ = threshold_source
         detector.labels_ = detector.labels_from_scores(scores)
         return detector
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from memae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from memae.checkpoint import CheckpointError, build_checked, load_checkpoint, save_checkpoint
 from memae.nn.model import MemAE, build_model
 from memae.training import History, fit_model, resolve_device
 from memae.video.clips import ClipDataset, FrameStore
@@ -98,15 +98,19 @@ def load_video_model(path: str | os.PathLike[str], device: str = "cpu") -> Train
         raise CheckpointError(f"{path} holds a {meta.get('kind')!r} checkpoint, expected a video model")
     try:
         experiment = experiment_from_dict(meta["experiment"])
-        model, _ = build_model(experiment.model)
+        model, _ = build_checked(
+            path, lambda: build_model(experiment.model), tensors, experiment.model.input_shape
+        )
         state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
         model.load_state_dict(state, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path} does not match this memae's video model: {err}") from err
+        history = History(**meta.get("history", {}))
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as err:
+        what = f"lacks the field {err}" if isinstance(err, KeyError) else f"does not match: {err}"
+        raise CheckpointError(f"{path} {what} (this memae's video model checkpoint)") from err
     model.to(resolve_device(device)).eval()
-    return TrainedVideoModel(
-        model, experiment, History(**meta.get("history", {})), meta.get("train_seconds", 0.0)
-    )
+    return TrainedVideoModel(model, experiment, history, meta.get("train_seconds", 0.0))
 
 
 def memory_usage(model: MemAE, store: FrameStore, clip_len: int, max_clips: int = 64) -> dict[str, float]:
