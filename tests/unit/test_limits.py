@@ -55,12 +55,12 @@ def crafted(tmp_path_factory) -> list[str]:
     header = _npy_header((1 << 40,))
     (folder / "huge.npy").write_bytes(header + b"\x00" * 144)  # declares 8 TiB
     inflated = (2 * HEADROOM) // 8
-    with zipfile.ZipFile(folder / "bomb.npz", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        with archive.open("x.npy", "w", force_zip64=True) as fh:
-            fh.write(_npy_header((inflated,)))
-            zeros = bytes(1 << 24)
-            for _ in range(inflated * 8 // len(zeros)):
-                fh.write(zeros)
+    archive = zipfile.ZipFile(folder / "bomb.npz", "w", zipfile.ZIP_DEFLATED, compresslevel=1)
+    with archive, archive.open("x.npy", "w", force_zip64=True) as fh:
+        fh.write(_npy_header((inflated,)))
+        zeros = bytes(1 << 24)
+        for _ in range(inflated * 8 // len(zeros)):
+            fh.write(zeros)
     X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
     det = MemAEDetector(epochs=1, random_state=0, device="cpu").fit(X)
     tensors, meta = load_checkpoint(det.save(folder / "model.memae"))
