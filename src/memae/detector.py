@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import numbers
 import os
 from pathlib import Path
@@ -167,6 +168,14 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                     f"{name} must be {expected}{' or None' if optional else ''}, "
                     f"got {value!r} ({type(value).__name__})"
                 )
+            if isinstance(value, numbers.Integral) and abs(value) >= 1 << 62:
+                raise ValueError(f"{name} must lie below 2**62, got {value!r}")
+            if not isinstance(value, numbers.Integral) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        for name in _STR_PARAMS:
+            if not isinstance(getattr(self, name), str):
+                value = getattr(self, name)
+                raise TypeError(f"{name} must be a string, got {value!r} ({type(value).__name__})")
         check_threshold_params(
             self.threshold, self.threshold_percentile, self.contamination, self.threshold_value
         )
@@ -475,6 +484,19 @@ _PARAM_TYPES: tuple[tuple[str, type, bool], ...] = (
     ("threshold_percentile", numbers.Real, False),
     ("threshold_value", numbers.Real, True),
     ("random_state", numbers.Integral, True),
+)
+
+
+#: parameters that name a choice: a list or number there is refused before any lookup.
+_STR_PARAMS = (
+    "variant",
+    "backbone",
+    "similarity",
+    "addressing",
+    "schedule",
+    "score_reduction",
+    "threshold",
+    "device",
 )
 
 

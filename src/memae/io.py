@@ -44,6 +44,49 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+class SettingsError(ValueError):
+    """A settings file or value that is not the YAML expected; the message names where."""
+
+
+#: Settings files beyond this size are refused before parsing (they hold a few dozen keys).
+MAX_SETTINGS_BYTES = 1 << 20
+
+
+def parse_settings(text: str, where: str) -> Any:
+    """:func:`load_yaml` whose errors name ``where`` (a file, or a flag) and the line."""
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SettingsError(f"{where} is not valid YAML{at}: {problem}") from err
+    except RecursionError as err:
+        raise SettingsError(f"{where} is nested too deeply to be settings") from err
+
+
+def load_settings(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
+    """The mapping in a YAML settings file; every failure names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
+    size = path.stat().st_size
+    if size > MAX_SETTINGS_BYTES:
+        raise SettingsError(
+            f"{path} holds {size:,} bytes; expected a {what} of at most {MAX_SETTINGS_BYTES:,}"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SettingsError(f"{path} is not a UTF-8 text {what}: {err}") from err
+    loaded = parse_settings(text, str(path))
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"{path} must be a YAML mapping of settings, got {type(loaded).__name__}")
+    return loaded
+
+
 class DataFileError(ValueError):
     """A data file that cannot be read as an array; the message names the file."""
 

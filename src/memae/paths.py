@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import stat
@@ -125,7 +126,8 @@ def check_outputs(outputs: Mapping[str, PathLike | None], inputs: Mapping[str, P
     """Refuse an output that is one of the inputs (same path, or the same file by another name).
 
     ``outputs`` and ``inputs`` map a role (``"--out"``, ``"the checkpoint"``) to a path or
-    ``None``. Outputs are also checked against each other.
+    ``None``. Outputs are also checked against each other, and must be new paths or
+    regular files (:func:`check_writable_target`).
     """
     given_in = [(role, Path(p)) for role, p in inputs.items() if p is not None]
     given_out = [(role, Path(p)) for role, p in outputs.items() if p is not None]
@@ -137,18 +139,32 @@ def check_outputs(outputs: Mapping[str, PathLike | None], inputs: Mapping[str, P
                     f"{out_role} {out} is {in_role} ({source}); refusing to overwrite it: "
                     f"choose another {out_role} path"
                 )
+        try:
+            check_writable_target(out)
+        except OutputPathError as err:
+            raise OutputPathError(f"{out_role}: {err}") from None
 
 
 def check_output_folder(
-    role: str, folder: PathLike | None, names: Iterable[str], inputs: Mapping[str, PathLike | None]
+    role: str, folder: PathLike | None, patterns: Iterable[str], inputs: Mapping[str, PathLike | None]
 ) -> None:
-    """:func:`check_outputs` for the files ``names`` a command writes into the folder ``role``."""
+    """Refuse a folder output ``role`` when an input is a file the command would write
+    there (a name matching one of ``patterns``, e.g. ``"*.png"``), or when it is a file."""
     if folder is None:
         return
     folder = Path(folder)
+    patterns = list(patterns)
     if folder.exists() and not folder.is_dir():
         raise OutputPathError(
-            f"{role} {folder} is a file; expected a folder to write {', '.join(names)} into"
+            f"{role} {folder} is a file; expected a folder to write {', '.join(patterns)} into"
         )
-    for name in names:
-        check_outputs({role: folder / name}, inputs)
+    for in_role, source in inputs.items():
+        if source is None:
+            continue
+        source = Path(source)
+        place = source.resolve()
+        if place.parent == folder.resolve() and any(fnmatch.fnmatch(place.name, p) for p in patterns):
+            raise OutputPathError(
+                f"{role} {folder} would overwrite {in_role} ({source}) with its own {place.name}; "
+                f"refusing: choose another {role} folder"
+            )

@@ -19,6 +19,27 @@ from memae.nn.model import MemAE, Reconstruction
 from memae.resume import EpochSampler, ResumePoint, TrainingCheckpointer
 
 
+class TrainingDiverged(ValueError):
+    """The loss became non-finite or exploded: the model is not worth saving."""
+
+
+#: An epoch whose mean loss exceeds this many times the first batch's (at least 1) diverged.
+DIVERGENCE_FACTOR = 1e4
+
+
+def check_divergence(loss: float, reference: float, epoch: int, lr: float) -> None:
+    """Raise :class:`TrainingDiverged` if ``loss`` is not finite or exceeds
+    :data:`DIVERGENCE_FACTOR` times ``max(reference, 1)`` (``reference``: the first batch's loss)."""
+    limit = DIVERGENCE_FACTOR * max(reference, 1.0)
+    if np.isfinite(loss) and loss <= limit:
+        return
+    raise TrainingDiverged(
+        f"training diverged in epoch {epoch + 1}: mean loss {loss:.4g}, expected a finite loss below "
+        f"{limit:.4g} ({DIVERGENCE_FACTOR:g} times the first batch's {reference:.4g}); the model was not "
+        f"saved: lower lr (now {lr:g}) or scale the data"
+    )
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else goes to torch."""
     if name == "auto":
@@ -27,10 +48,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    known = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    if not isinstance(name, str):
+        raise TypeError(f"device must be a string ({known}), got {name!r} ({type(name).__name__})")
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}") from err
+        raise ValueError(f"device must be {known}, got {name!r}") from err
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be {known}, got {name!r} (a {device.type!r} device cannot train)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {name!r} was asked for, but this torch has no CUDA device; use 'cpu' or 'auto'"
@@ -127,6 +153,7 @@ def _fit(
     if dp and not dp.is_main:  # rank 0 carries the restored running loss sums
         start.sums, start.count = torch.zeros_like(start.sums), 0
     history = History(**start.history)
+    reference: float | None = None  # the first batch's loss, the yardstick for divergence
     epochs = range(start.epoch, train.epochs)
     if train.progress:
         from tqdm.auto import tqdm
@@ -157,8 +184,12 @@ def _fit(
                 )
             count += n
             step += 1
+            if reference is None:  # every rank is at its first step: a collective is safe here
+                first, first_count = dp.reduce(sums, count) if dp else (sums, count)
+                reference = float(first[0]) / max(first_count, 1)
             if checkpointer is not None and checkpointer.due(step, steps_per_epoch):
                 point_sums, point_count = dp.reduce(sums, count) if dp else (sums, count)
+                check_divergence(float(point_sums[0]) / max(point_count, 1), reference, epoch, train.lr)
                 point = ResumePoint(epoch, step, dataclasses.asdict(history), point_sums, point_count)
                 if dp is None or dp.is_main:
                     checkpointer.save(model, optimizer, scheduler, point)
@@ -167,6 +198,7 @@ def _fit(
         if scheduler is not None:
             scheduler.step()
         means = (sums / max(count, 1)).tolist()
+        check_divergence(means[0], means[0] if reference is None else reference, epoch, train.lr)
         history.train_loss.append(means[0])
         history.reconstruction.append(means[1])
         history.entropy.append(means[2])
