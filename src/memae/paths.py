@@ -109,6 +109,13 @@ def atomic_write(path: PathLike, write: Callable[[str], Any]) -> Path:
             os.fsync(fh.fileno())
         check_writable_target(path)  # nothing of another kind appeared there meanwhile
         os.replace(tmp, path)
+    except (ValueError, TypeError):  # what the content was refused for, already named
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    except Exception as err:  # a full disk, a serialiser's own error: name the file it hit
+        Path(tmp).unlink(missing_ok=True)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OSError(f"could not write {path}: {reason}; the previous file, if any, is unchanged") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -163,6 +170,10 @@ def check_output_folder(
             continue
         source = Path(source)
         place = source.resolve()
+        if place == folder.resolve():
+            raise OutputPathError(
+                f"{role} {folder} is {in_role}; refusing to write into it: choose another folder"
+            )
         if place.parent == folder.resolve() and any(fnmatch.fnmatch(place.name, p) for p in patterns):
             raise OutputPathError(
                 f"{role} {folder} would overwrite {in_role} ({source}) with its own {place.name}; "

@@ -82,7 +82,7 @@ def test_an_output_that_is_an_input_is_refused(tmp_path) -> None:
         check_outputs({"--out": tmp_path / "m", "--state": tmp_path / "m"}, {})
     check_outputs({"--out": tmp_path / "other.csv"}, {"the data file": data})
     with pytest.raises(OutputPathError, match=r"would overwrite the data file \(.*scores\.png\)"):
-        check_output_folder("--out", tmp_path, ["memory.json", "*.png"], {"the data file": tmp_path / "scores.png"})
+        check_output_folder("--out", tmp_path, ["*.png"], {"the data file": tmp_path / "scores.png"})
     check_output_folder("--out", tmp_path, ["memory.json", "*.png"], {"the data file": data})
     with pytest.raises(OutputPathError, match="is a file; expected a folder"):
         check_output_folder("--out", data, ["memory.json"], {})
