@@ -33,10 +33,16 @@ def check_divergence(loss: float, reference: float, epoch: int, lr: float) -> No
     limit = DIVERGENCE_FACTOR * max(reference, 1.0)
     if np.isfinite(loss) and loss <= limit:
         return
+    if not np.isfinite(loss):
+        first = "" if np.isfinite(reference) else f" (the first batch's was already {reference})"
+        what = f"mean loss {loss}, expected a finite loss{first}"
+    else:
+        what = (
+            f"mean loss {loss:.4g}, more than {DIVERGENCE_FACTOR:g} times the first batch's {reference:.4g}"
+        )
     raise TrainingDiverged(
-        f"training diverged in epoch {epoch + 1}: mean loss {loss:.4g}, expected a finite loss below "
-        f"{limit:.4g} ({DIVERGENCE_FACTOR:g} times the first batch's {reference:.4g}); the model was not "
-        f"saved: lower lr (now {lr:g}) or scale the data"
+        f"training diverged in epoch {epoch + 1}: {what}; the model was not saved: "
+        f"lower lr (now {lr:g}) or scale the data (preprocessing='standard')"
     )
 
 
