@@ -109,3 +109,24 @@ def test_the_budget_can_be_set_and_is_checked(monkeypatch) -> None:
             memory_budget()
     monkeypatch.delenv("MEMAE_MAX_LOAD_BYTES")
     assert 0 < memory_budget() < 1 << 62
+
+
+def test_an_idx_file_declaring_more_than_the_budget_is_refused_before_inflating(
+    tmp_path, monkeypatch
+) -> None:
+    import gzip
+    import struct
+
+    from memae.data.mnist import read_idx
+
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as fh:  # declares 60000 x 28 x 28 bytes and inflates to 8 MiB of zeros
+        fh.write(struct.pack(">BBBBIII", 0, 0, 0x08, 3, 60000, 28, 28) + bytes(8 << 20))
+    monkeypatch.setenv("MEMAE_MAX_LOAD_BYTES", str(1 << 20))
+    with pytest.raises(
+        ValueError, match=r"bomb-idx3-ubyte\.gz declares dims \(60000, 28, 28\) \(47,040,000 bytes\)"
+    ):
+        read_idx(path)
+    monkeypatch.setenv("MEMAE_MAX_LOAD_BYTES", str(1 << 30))
+    with pytest.raises(ValueError, match=r"holds 8388608 data bytes, expected 47040000"):
+        read_idx(path)
