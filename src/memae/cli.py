@@ -79,6 +79,50 @@ def detector_params_from(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _add_data_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--data`` and how to read it: every command that reads data takes the same flags."""
+    parser.add_argument(
+        "--data",
+        required=True,
+        help=f"{what}: a table (.csv, .tsv, .parquet), an array (.npy, .npz) or a folder of images",
+    )
+    parser.add_argument("--key", help="array name inside an .npz file")
+    tables = parser.add_argument_group("tables")
+    tables.add_argument(
+        "--index-column", help="column naming the rows (default: the unnamed first column pandas writes)"
+    )
+    tables.add_argument(
+        "--label-column",
+        help="column of 0 (normal) / 1 (anomaly) labels, never a feature (train: only normal rows are used)",
+    )
+    tables.add_argument(
+        "--normal-label",
+        action="append",
+        default=[],
+        metavar="VALUE",
+        help="a value of the label column that means normal (repeatable); the others are anomalies",
+    )
+    tables.add_argument(
+        "--drop-columns", default="", metavar="A,B", help="comma-separated columns to leave out"
+    )
+    tables.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
+
+
+def read_cli_data(args: argparse.Namespace, path: str | None = None) -> Any:
+    """``--data`` (or ``path``) through :func:`memae.data.read_data` with the command's options."""
+    from memae.data import TableOptions, read_data
+
+    drop = tuple(c.strip() for c in (args.drop_columns or "").split(",") if c.strip())
+    options = TableOptions(
+        index_column=args.index_column,
+        label_column=args.label_column,
+        drop_columns=drop,
+        normal_labels=tuple(args.normal_label or ()),
+        delimiter=args.delimiter.encode().decode("unicode_escape") if args.delimiter else None,
+    )
+    return read_data(path or args.data, key=args.key, table=options)
+
+
 def command(name: str) -> Callable[[Handler], Handler]:
     def wrap(fn: Handler) -> Handler:
         _HANDLERS[name] = fn
@@ -100,7 +144,6 @@ def _demo(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
     from memae.distributed import init_from_env, shared_seed
-    from memae.io import load_array
 
     params = detector_params_from(args)
     # Under torchrun every rank trains its share (memae.distributed); rank 0 reports and saves.
@@ -110,10 +153,20 @@ def _train(args: argparse.Namespace) -> int:
         params["random_state"] = shared_seed()
     params.setdefault("verbose", main_rank)
     state = Path(args.state or f"{args.out}.state")
-    inputs = {"the data file": args.data, "the --val-data file": args.val_data, "the --config": args.config}
+    inputs = {"the data": args.data, "the --val-data": args.val_data, "the --config": args.config}
     check_outputs({"--out": args.out, "--state": state}, inputs)
-    X = load_array(args.data, args.key)
-    X_val = load_array(args.val_data, args.key) if args.val_data else None
+    data = read_cli_data(args)
+    X = data.X
+    if data.labels is not None:
+        normal = data.labels == 0
+        if not normal.any():
+            raise ValueError(f"{args.data}: every row of --label-column {args.label_column!r} is an anomaly")
+        X = X[normal] if data.kind != "table" else X[normal].reset_index(drop=True)
+        if main_rank and not normal.all():
+            print(
+                f"training on the {int(normal.sum())} normal rows; left out {int((~normal).sum())} anomalies"
+            )
+    X_val = read_cli_data(args, args.val_data).X if args.val_data else None
     # the resumed epoch is said once the state is checked against this run (memae.resume)
     logging.getLogger("memae").setLevel(logging.INFO if main_rank else logging.WARNING)
     if main_rank and args.resume and not state.exists():
@@ -140,26 +193,44 @@ def _train(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
     from memae.distributed import init_from_env
-    from memae.io import load_array
+    from memae.thresholds import ecdf_score
 
-    check_outputs({"--out": args.out}, {"the checkpoint": args.checkpoint, "the data file": args.data})
+    check_outputs({"--out": args.out}, {"the checkpoint": args.checkpoint, "the data": args.data})
     ctx = init_from_env()  # under torchrun each rank scores a shard; rank 0 writes
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    scores = detector.decision_function(load_array(args.data, args.key))
+    data = read_cli_data(args)
+    scores = detector.decision_function(data.X)
     if ctx is not None and not ctx.is_main:
         return 0
-    labels = detector.labels_from_scores(scores)
-    lines = [
-        "index,score,label",
-        *(f"{i},{s:.8g},{lab}" for i, (s, lab) in enumerate(zip(scores, labels, strict=True))),
-    ]
-    text = "\n".join(lines) + "\n"
+    decisions = detector.labels_from_scores(scores)
+    calibrated = ecdf_score(detector._reference_scores(), scores)
+    text = score_table(data, scores, calibrated, decisions)
     if args.out:
-        atomic_write(args.out, lambda p: Path(p).write_text(text))
-        print(f"scored {len(scores)} samples, {int(labels.sum())} flagged anomalous; wrote {args.out}")
+        atomic_write(args.out, lambda p: Path(p).write_text(text, encoding="utf-8"))
+        print(f"scored {len(scores)} samples, {int(decisions.sum())} flagged anomalous; wrote {args.out}")
     else:
         sys.stdout.write(text)
     return 0
+
+
+def score_table(data: Any, scores: Any, calibrated: Any, decisions: Any) -> str:
+    """The score file: one CSV row per sample, named by its identifier (a table's index
+    column, an image's relative path) or its position, with the score, the calibrated score
+    in [0, 1], the 0/1 decision and, when the data say so, the true label."""
+    import csv
+    import io
+
+    names = {"table": "id", "images": "path"}
+    id_name = names.get(data.kind, "index") if data.ids is not None else "index"
+    ids = data.ids if data.ids is not None else range(len(scores))
+    header = [id_name, "score", "calibrated", "anomaly"] + (["label"] if data.labels is not None else [])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for i, (name, s, c, d) in enumerate(zip(ids, scores, calibrated, decisions, strict=True)):
+        row = [name, f"{s:.8g}", f"{c:.6g}", int(d)]
+        writer.writerow(row + ([int(data.labels[i])] if data.labels is not None else []))
+    return buffer.getvalue()
 
 
 @command("reproduce")
@@ -179,17 +250,17 @@ def _download(args: argparse.Namespace) -> int:
 
 @command("export")
 def _export(args: argparse.Namespace) -> int:
+    from memae.data import read_data
     from memae.detector import MemAEDetector
     from memae.export import SUFFIXES, export_detector
-    from memae.io import load_array
 
     out = args.out or str(Path(args.checkpoint).with_suffix(SUFFIXES[args.format]))
     check_outputs(
         {"--out": out, "the export's metadata file": f"{out}.json"},
-        {"the checkpoint": args.checkpoint, "the --check-data file": args.check_data},
+        {"the checkpoint": args.checkpoint, "the --check-data": args.check_data},
     )
     detector = MemAEDetector.load(args.checkpoint)
-    check = load_array(args.check_data, args.key) if args.check_data else None
+    check = read_data(args.check_data, key=args.key).X if args.check_data else None
     result = export_detector(
         detector,
         out,
@@ -210,12 +281,11 @@ def _export(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
     from memae.diagnostics import inspect_memory, slots_figure
-    from memae.io import load_array
 
-    inputs = {"the checkpoint": args.checkpoint, "the data file": args.data}
+    inputs = {"the checkpoint": args.checkpoint, "the data": args.data}
     check_output_folder("--out", args.out, ["memory.json", "slots.png"], inputs)
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    report = inspect_memory(detector, load_array(args.data, args.key))
+    report = inspect_memory(detector, read_cli_data(args).X)
     print(report.summary())
     if args.out:
         out = Path(args.out)
@@ -252,13 +322,19 @@ def _report(args: argparse.Namespace) -> int:
         "--out",
         args.out,
         REPORT_FILES,
-        {"the checkpoint": args.checkpoint, "the data file": args.data, "the labels file": args.labels},
+        {"the checkpoint": args.checkpoint, "the data": args.data, "the labels": args.labels},
     )
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    X = load_array(args.data, args.key)
-    labels = load_array(args.labels, args.labels_key) if args.labels else None
+    data = read_cli_data(args)
+    X = data.X
+    labels = load_array(args.labels, args.labels_key) if args.labels else data.labels
     path = write_report(
-        detector, X, args.out, labels=labels, title=f"memae report: {Path(args.checkpoint).name}"
+        detector,
+        X,
+        args.out,
+        labels=labels,
+        title=f"memae report: {Path(args.checkpoint).name}",
+        ids=data.ids,
     )
     print(f"wrote {path}")
     return 0
@@ -267,7 +343,16 @@ def _report(args: argparse.Namespace) -> int:
 @command("info")
 def _info(args: argparse.Namespace) -> int:
     if args.checkpoint:
-        print(json.dumps(read_metadata(args.checkpoint), indent=2))
+        metadata = read_metadata(args.checkpoint)
+        print(json.dumps(metadata, indent=2))
+        if isinstance(metadata.get("table"), dict):
+            from memae.preprocessing import TableEncoder
+
+            # a readable table for people; standard output stays one JSON document for programs
+            print(
+                TableEncoder.from_dict(metadata["table"]).summary(metadata.get("scoring", {})),
+                file=sys.stderr,
+            )
         return 0
     import torch
 
@@ -294,9 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=None, help="epochs per model")
 
     train = sub.add_parser("train", help="train a detector on an array file and save a checkpoint")
-    train.add_argument("--data", required=True, help="training data: .npy, .npz or .csv")
+    _add_data_flags(train, "training data (normal samples)")
     train.add_argument("--val-data", help="held-out normal data for validation (same format)")
-    train.add_argument("--key", help="array name inside an .npz file")
     train.add_argument("--config", help="YAML file of detector parameters")
     train.add_argument("--out", required=True, help="checkpoint to write (e.g. model.memae)")
     train.add_argument(
@@ -316,8 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="score an array file with a trained checkpoint")
     score.add_argument("checkpoint")
-    score.add_argument("--data", required=True, help=".npy, .npz or .csv")
-    score.add_argument("--key", help="array name inside an .npz file")
+    _add_data_flags(score, "data to score")
     score.add_argument("--out", help="CSV to write (default: standard output)")
     score.add_argument("--device", default="cpu")
 
@@ -330,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--reconstruction", action="store_true", help="also output the reconstruction")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     export.add_argument(
-        "--check-data", help="samples (.npy/.npz/.csv) to check parity on (default: synthetic ones)"
+        "--check-data", help="samples (a table, .npy/.npz) to check parity on (default: synthetic ones)"
     )
     export.add_argument("--key", help="array name inside an .npz file")
 
@@ -338,8 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect", help="memory diagnostics over a dataset: slot usage, entropy, dead slots, collapse"
     )
     inspect_.add_argument("checkpoint")
-    inspect_.add_argument("--data", required=True, help=".npy, .npz or .csv")
-    inspect_.add_argument("--key", help="array name inside an .npz file")
+    _add_data_flags(inspect_, "data to inspect the memory on")
     inspect_.add_argument("--out", help="folder for memory.json (and slots.png for image models)")
     inspect_.add_argument("--slots", type=int, default=16, help="slots to decode in slots.png (default 16)")
     inspect_.add_argument("--device", default="cpu")
@@ -348,9 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="HTML report of a checkpoint on a dataset: metrics, figures, diagnostics"
     )
     report.add_argument("checkpoint")
-    report.add_argument("--data", required=True, help=".npy, .npz or .csv")
-    report.add_argument("--key", help="array name inside an .npz data file")
-    report.add_argument("--labels", help="0 (normal) / 1 (anomaly) per sample: .npy, .npz or .csv")
+    _add_data_flags(report, "data to report on")
+    report.add_argument(
+        "--labels", help="0 (normal) / 1 (anomaly) per sample: .npy, .npz or .csv (or --label-column)"
+    )
     report.add_argument("--labels-key", help="array name inside an .npz labels file")
     report.add_argument("--out", required=True, help="folder for index.html and its figures")
     report.add_argument("--device", default="cpu")

@@ -29,7 +29,11 @@ DIVERGENCE_FACTOR = 1e4
 
 def check_divergence(loss: float, reference: float, epoch: int, lr: float) -> None:
     """Raise :class:`TrainingDiverged` if ``loss`` is not finite or exceeds
-    :data:`DIVERGENCE_FACTOR` times ``max(reference, 1)`` (``reference``: the first batch's loss)."""
+    :data:`DIVERGENCE_FACTOR` times ``max(reference, 1)``.
+
+    ``reference`` (:func:`loss_reference`) is the scale of a loss that is not diverging: a
+    few outliers in the training data raise it along with the loss they cause.
+    """
     limit = DIVERGENCE_FACTOR * max(reference, 1.0)
     if np.isfinite(loss) and loss <= limit:
         return
@@ -38,12 +42,24 @@ def check_divergence(loss: float, reference: float, epoch: int, lr: float) -> No
         what = f"mean loss {loss}, expected a finite loss{first}"
     else:
         what = (
-            f"mean loss {loss:.4g}, more than {DIVERGENCE_FACTOR:g} times the first batch's {reference:.4g}"
+            f"mean loss {loss:.4g}, more than {DIVERGENCE_FACTOR:g} times {reference:.4g} (the first "
+            "batch's loss, or the training data's mean square if larger)"
         )
     raise TrainingDiverged(
         f"training diverged in epoch {epoch + 1}: {what}; the model was not saved: "
         f"lower lr (now {lr:g}) or scale the data (preprocessing='standard')"
     )
+
+
+def loss_reference(data: Dataset, first_batch_loss: float) -> float:
+    """The yardstick of :func:`check_divergence`: the first batch's loss, or the mean square
+    of in-memory training data when larger (what reconstructing every sample as zeros costs;
+    an outlier anywhere in the data raises it)."""
+    if not isinstance(data, TensorDataset):
+        return first_batch_loss
+    values = data.tensors[0]
+    total = sum(float(part.double().pow(2).sum()) for part in values.split(4096))
+    return max(first_batch_loss, total / max(values.numel(), 1))
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -159,7 +175,7 @@ def _fit(
     if dp and not dp.is_main:  # rank 0 carries the restored running loss sums
         start.sums, start.count = torch.zeros_like(start.sums), 0
     history = History(**start.history)
-    reference: float | None = None  # the first batch's loss, the yardstick for divergence
+    reference: float | None = None  # the yardstick for divergence (loss_reference)
     epochs = range(start.epoch, train.epochs)
     if train.progress:
         from tqdm.auto import tqdm
@@ -192,7 +208,7 @@ def _fit(
             step += 1
             if reference is None:  # every rank is at its first step: a collective is safe here
                 first, first_count = dp.reduce(sums, count) if dp else (sums, count)
-                reference = float(first[0]) / max(first_count, 1)
+                reference = loss_reference(data, float(first[0]) / max(first_count, 1))
             if checkpointer is not None and checkpointer.due(step, steps_per_epoch):
                 point_sums, point_count = dp.reduce(sums, count) if dp else (sums, count)
                 check_divergence(float(point_sums[0]) / max(point_count, 1), reference, epoch, train.lr)

@@ -46,10 +46,10 @@ def test_export_to_torchscript_never_overwrites_a_checkpoint_named_pt(files, cap
 @pytest.mark.parametrize(
     "extra, said",
     [
-        (["--out", "{data}"], "--out {data} is the data file"),
-        (["--out", "{tmp}/m.memae", "--state", "{data}"], "--state {data} is the data file"),
+        (["--out", "{data}"], "--out {data} is the data"),
+        (["--out", "{tmp}/m.memae", "--state", "{data}"], "--state {data} is the data"),
         (["--out", "{tmp}/m.memae", "--state", "{tmp}/m.memae"], "--state {tmp}/m.memae is --out"),
-        (["--out", "{tmp}/m.memae", "--val-data", "{tmp}/m.memae.state"], "is the --val-data file"),
+        (["--out", "{tmp}/m.memae", "--val-data", "{tmp}/m.memae.state"], "is the --val-data"),
     ],
 )
 def test_train_never_replaces_or_deletes_an_input(files, tmp_path, capsys, extra, said) -> None:
