@@ -1,7 +1,9 @@
-"""The ``memae`` command: demo, train, score, info.
+"""memae: memory-augmented autoencoders (MemAE) for anomaly detection on tables, images and video.
 
 Every detector parameter is a flag (``--memory-size 100``); ``--config`` reads them from
-YAML first. Errors print one line ``memae: error: ...`` and exit with status 1.
+YAML first. Any failure prints one line ``memae: error: ...`` and exits with status 1
+(set MEMAE_TRACEBACK=1 to see the traceback too); an interrupt exits with status 130. No
+command writes over one of its inputs (:mod:`memae.paths`).
 """
 
 from __future__ import annotations
@@ -9,13 +11,17 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from memae.checkpoint import CheckpointError, atomic_write, read_metadata
-from memae.io import load_yaml
+from memae.checkpoint import atomic_write, read_metadata
+from memae.io import SettingsError, load_settings, parse_settings
+from memae.paths import check_output_folder, check_outputs
 
 Handler = Callable[[argparse.Namespace], int]
 _HANDLERS: dict[str, Handler] = {}
@@ -32,7 +38,10 @@ def _detector_params() -> dict[str, Any]:
 
 
 def _scalar(text: str) -> Any:
-    return load_yaml(text)
+    try:
+        return parse_settings(text, repr(text))
+    except SettingsError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +53,12 @@ def _add_detector_flags(parser: argparse.ArgumentParser) -> None:
             type=_scalar,
             default=None,
             metavar=type(default).__name__.upper() if default is not None else "VALUE",
-            help=f"default: {default!r}",
+            help=_FLAG_HELP.get(name, f"default: {default!r}"),
         )
+
+
+#: flags whose command-line default differs from the detector's
+_FLAG_HELP = {"verbose": "show a progress bar (default on the command line: true; --verbose false hides it)"}
 
 
 def detector_params_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -54,13 +67,7 @@ def detector_params_from(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if getattr(args, "config", None):
         path = Path(args.config)
-        if not path.is_file():
-            raise FileNotFoundError(f"no config file at {path}")
-        loaded = load_yaml(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(
-                f"{path} must be a YAML mapping of detector parameters, got {type(loaded).__name__}"
-            )
+        loaded = load_settings(path)
         unknown = sorted(set(loaded) - set(known))
         if unknown:
             raise ValueError(f"{path}: unknown keys {unknown}; known keys: {sorted(known)}")
@@ -173,6 +180,9 @@ def _train(args: argparse.Namespace) -> int:
     if ctx is not None and params.get("random_state") is None:
         params["random_state"] = shared_seed()
     params.setdefault("verbose", main_rank)
+    state = Path(args.state or f"{args.out}.state")
+    inputs = {"the data": args.data, "the --val-data": args.val_data, "the --config": args.config}
+    check_outputs({"--out": args.out, "--state": state}, inputs)
     data = read_cli_data(args)
     X = data.X
     if data.labels is not None:
@@ -188,11 +198,11 @@ def _train(args: argparse.Namespace) -> int:
     X_val = None
     if args.val_data:
         X_val = read_cli_data(args, args.val_data, X.shape[1:] if data.kind == "images" else None).X
-    state = Path(args.state or f"{args.out}.state")
-    if main_rank and args.resume and state.exists():
-        progress = read_metadata(state).get("progress", {})
-        print(f"resuming from {state} at epoch {progress.get('epoch')}, step {progress.get('step')}")
-    elif main_rank and state.exists():
+    # the resumed epoch is said once the state is checked against this run (memae.resume)
+    logging.getLogger("memae").setLevel(logging.INFO if main_rank else logging.WARNING)
+    if main_rank and args.resume and not state.exists():
+        print(f"--resume: no training state at {state}; starting afresh")
+    elif main_rank and not args.resume and state.exists():
         print(f"starting afresh: discarding the training state at {state} (--resume continues it)")
     detector = MemAEDetector(**params).fit(
         X, X_val=X_val, training_state=state, resume=args.resume, checkpoint_every=args.checkpoint_every
@@ -216,6 +226,7 @@ def _score(args: argparse.Namespace) -> int:
     from memae.distributed import init_from_env
     from memae.thresholds import ecdf_score
 
+    check_outputs({"--out": args.out}, {"the checkpoint": args.checkpoint, "the data": args.data})
     ctx = init_from_env()  # under torchrun each rank scores a shard; rank 0 writes
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
     data = read_cli_data(args, input_shape=detector.input_shape_)
@@ -292,8 +303,12 @@ def _export(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
     from memae.export import SUFFIXES, export_detector
 
-    detector = MemAEDetector.load(args.checkpoint)
     out = args.out or str(Path(args.checkpoint).with_suffix(SUFFIXES[args.format]))
+    check_outputs(
+        {"--out": out, "the export's metadata file": f"{out}.json"},
+        {"the checkpoint": args.checkpoint, "the --check-data": args.check_data},
+    )
+    detector = MemAEDetector.load(args.checkpoint)
     check = read_data(args.check_data, key=args.key).X if args.check_data else None
     result = export_detector(
         detector,
@@ -316,6 +331,8 @@ def _inspect(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
     from memae.diagnostics import inspect_memory, slots_figure
 
+    inputs = {"the checkpoint": args.checkpoint, "the data": args.data}
+    check_output_folder("--out", args.out, ["memory.json", "slots.png"], inputs)
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
     report = inspect_memory(detector, read_cli_data(args, input_shape=detector.input_shape_).X)
     print(report.summary())
@@ -349,8 +366,14 @@ def _report(args: argparse.Namespace) -> int:
     from memae.data.images import mvtec_category
     from memae.detector import MemAEDetector
     from memae.io import load_array
-    from memae.report import write_report
+    from memae.report import REPORT_FILES, write_report
 
+    check_output_folder(
+        "--out",
+        args.out,
+        REPORT_FILES,
+        {"the checkpoint": args.checkpoint, "the data": args.data, "the labels": args.labels},
+    )
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
     title = f"memae report: {Path(args.checkpoint).name}"
     # an MVTec AD category folder (train/, test/, ground_truth/) is reported on its test images
@@ -503,24 +526,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StdoutHandler(logging.Handler):
+    """memae's progress lines (``resuming from ...``) on the standard output of the moment."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stdout)
+
+
+def _show_progress_lines() -> None:
+    logger = logging.getLogger("memae")
+    if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+        logger.addHandler(_StdoutHandler())
+    logger.setLevel(logging.INFO)
+
+
+def describe(err: BaseException) -> str:
+    """One line for any failure: the message (which names the file or field), with the
+    exception's kind where the message alone would not say what went wrong."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, MemoryError):
+        return f"out of memory{': ' + text if text else ''}; use smaller data, batches or model"
+    if isinstance(err, RecursionError):
+        return f"input nested too deeply ({text})"
+    if isinstance(err, KeyError):
+        return f"missing key {text}"
+    if isinstance(err, ValueError | TypeError | OSError) or type(err).__module__.startswith("memae"):
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from memae.distributed import shutdown
-    from memae.fast import CompilerUnavailable, keep_freed_memory
+    from memae.fast import keep_freed_memory
 
     keep_freed_memory()  # large tensors reuse freed memory instead of fresh page-faulted maps
+    _show_progress_lines()
     try:
         code = _HANDLERS[args.command](args)
         shutdown()  # under torchrun: every rank leaves the process group together
         return code
-    except (ValueError, TypeError, OSError, CheckpointError, KeyError, CompilerUnavailable) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"memae: error: {message}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("memae: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # the one boundary: whatever failed, one line and status 1
+        if os.environ.get("MEMAE_TRACEBACK"):
+            traceback.print_exc()
+        print(f"memae: error: {describe(err)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import numbers
 import os
 import warnings
@@ -16,7 +17,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch.utils.data import TensorDataset
 
-from memae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from memae.checkpoint import CheckpointError, build_checked, load_checkpoint, save_checkpoint
 from memae.config import ModelConfig, TrainConfig, config_from_dict
 from memae.nn.model import MemAE, build_model
 from memae.preprocessing import TableEncoder, apply_scaling, fit_scaling
@@ -187,6 +188,14 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                     f"{name} must be {expected}{' or None' if optional else ''}, "
                     f"got {value!r} ({type(value).__name__})"
                 )
+            if isinstance(value, numbers.Integral) and abs(value) >= 1 << 62:
+                raise ValueError(f"{name} must lie below 2**62, got {value!r}")
+            if not isinstance(value, numbers.Integral) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        for name in _STR_PARAMS:
+            if not isinstance(getattr(self, name), str):
+                value = getattr(self, name)
+                raise TypeError(f"{name} must be a string, got {value!r} ({type(value).__name__})")
         check_threshold_params(
             self.threshold, self.threshold_percentile, self.contamination, self.threshold_value
         )
@@ -558,7 +567,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             detector = cls(**meta["params"])
             model_config = config_from_dict(ModelConfig, meta["model_config"])
             train_config = config_from_dict(TrainConfig, meta["train_config"])
-            model, resolved = build_model(model_config)
+            model, resolved = build_checked(
+                path, lambda: build_model(model_config), tensors, model_config.input_shape
+            )
             state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
             model.load_state_dict(state, strict=True)
             offset = tensors["scoring.offset"].numpy()
@@ -566,6 +577,17 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             scores = tensors["scoring.train_scores"].numpy()
             val_scores = tensors.get("scoring.validation_scores", torch.zeros(0, dtype=torch.float64)).numpy()
             scoring = meta["scoring"]
+            preprocessing = scoring["preprocessing"]
+            threshold = float(scoring["threshold"])
+            threshold_source = str(scoring.get("threshold_source", "training"))
+            history = History(**meta.get("history", {}))
+            pixel_dtype = scoring.get("pixel_dtype")
+            if pixel_dtype not in (None, *_PIXEL_MAX):
+                raise ValueError(f"unknown pixel type {pixel_dtype!r}, expected one of {sorted(_PIXEL_MAX)}")
+            trained_range = scoring.get("input_range")
+            input_range = None if trained_range is None else tuple(float(v) for v in trained_range)
+            if input_range is not None and len(input_range) != 2:
+                raise ValueError(f"input_range must be [low, high], got {trained_range!r}")
             table = TableEncoder.from_dict(meta["table"]) if "table" in meta else None
             log_mask = tensors["scoring.log_mask"].numpy().astype(bool) if table is not None else None
             if table is not None and not (
@@ -573,12 +595,15 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                 and tuple(model_config.input_shape) == (len(offset),)
             ):
                 raise ValueError("the table preprocessing does not match the model's input size")
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise CheckpointError(f"{path} does not match this memae's detector: {err}") from err
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as err:
+            what = f"lacks the field {err}" if isinstance(err, KeyError) else f"does not match: {err}"
+            raise CheckpointError(f"{path} {what} (this memae's detector checkpoint)") from err
         detector.model_ = model.to(resolve_device(device))
         detector.model_config_ = resolved
         detector.train_config_ = train_config
-        detector.history_ = History(**meta.get("history", {}))
+        detector.history_ = history
         detector.input_shape_ = tuple(model_config.input_shape)
         detector.table_, detector.log_mask_ = table, log_mask
         if table is not None:
@@ -588,14 +613,13 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         elif len(detector.input_shape_) == 1:
             detector.n_features_in_ = detector.input_shape_[0]
         detector.offset_, detector.scale_ = offset, scale
-        detector.preprocessing_ = scoring["preprocessing"]
-        detector.pixel_dtype_ = scoring.get("pixel_dtype")
-        trained_range = scoring.get("input_range")
-        detector.input_range_ = None if trained_range is None else tuple(map(float, trained_range))
+        detector.preprocessing_ = preprocessing
+        detector.pixel_dtype_ = pixel_dtype
+        detector.input_range_ = input_range
         detector.decision_scores_ = scores
         detector.validation_scores_ = val_scores
-        detector.threshold_ = float(scoring["threshold"])
-        detector.threshold_source_ = str(scoring.get("threshold_source", "training"))
+        detector.threshold_ = threshold
+        detector.threshold_source_ = threshold_source
         detector.labels_ = detector.labels_from_scores(scores)
         return detector
 
@@ -617,6 +641,19 @@ _PARAM_TYPES: tuple[tuple[str, type, bool], ...] = (
     ("threshold_percentile", numbers.Real, False),
     ("threshold_value", numbers.Real, True),
     ("random_state", numbers.Integral, True),
+)
+
+
+#: parameters that name a choice: a list or number there is refused before any lookup.
+_STR_PARAMS = (
+    "variant",
+    "backbone",
+    "similarity",
+    "addressing",
+    "schedule",
+    "score_reduction",
+    "threshold",
+    "device",
 )
 
 

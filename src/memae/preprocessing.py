@@ -247,8 +247,8 @@ class TableEncoder:
             return frame[expected]
         if frame.shape[1] != len(expected):
             raise ValueError(
-                f"{name} has {frame.shape[1]} features, but the detector was fitted with {len(expected)} "
-                f"features ({_preview(expected)})"
+                f"{name} has {frame.shape[1]} features, but MemAEDetector is expecting {len(expected)} "
+                f"features as input ({_preview(expected)})"
             )
         frame.columns = expected
         return frame

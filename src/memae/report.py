@@ -177,6 +177,10 @@ def _img(path: Path, caption: str = "") -> str:
     return f"<figure>{image}{text}</figure>"
 
 
+#: the files :func:`write_report` writes into its folder (figures are PNGs)
+REPORT_FILES = ("index.html", "report.json", "*.png")
+
+
 def write_report(
     detector: Any,
     X: Any,

@@ -166,7 +166,7 @@ def test_bad_training_input_raises_clearly(X: np.ndarray, error: type, message: 
 
 
 def test_wrong_feature_count_names_both_counts(fitted: MemAEDetector) -> None:
-    with pytest.raises(ValueError, match="has 5 features, but the detector was fitted with 6"):
+    with pytest.raises(ValueError, match="has 5 features, but MemAEDetector is expecting 6"):
         fitted.decision_function(np.zeros((2, 5)))
 
 

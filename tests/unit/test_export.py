@@ -90,7 +90,7 @@ def test_an_export_that_disagrees_is_refused_and_nothing_is_written(tabular, tmp
     "kwargs, error, message",
     [
         ({"format": "tflite"}, ExportError, "format must be one of"),
-        ({"check_data": np.zeros((3, 5))}, ValueError, "has 5 features, but the detector was fitted with 4"),
+        ({"check_data": np.zeros((3, 5))}, ValueError, "has 5 features, but MemAEDetector is expecting 4"),
         ({"check_data": np.full((3, 4), np.nan)}, ValueError, "column .x0. has 3 missing value"),
     ],
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memae.checkpoint import atomic_write
-from memae.reproduce.records import RunKey, changed_settings, load_records, per_class, summarise
+from memae.reproduce.records import RunKey, changed_settings, load_records, per_class, read_record, summarise
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,7 @@ def _pilot_row(
         key = RunKey(spec.name, dataset, method, rec["seed"], rec.get("normal_class"))
         path = key.path(results_dir)
         if path.is_file():
-            own = json.loads(path.read_text())
+            own = read_record(path)
             grid.append(own["metrics"][metric])
             diff = _config_changes(spec, own.get("config", {}), rec.get("config", {}))
             changes += [c for c in diff if c not in changes]
