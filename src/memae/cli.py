@@ -226,7 +226,9 @@ def _score(args: argparse.Namespace) -> int:
     from memae.distributed import init_from_env
     from memae.thresholds import ecdf_score
 
-    check_outputs({"--out": args.out}, {"the checkpoint": args.checkpoint, "the data": args.data})
+    inputs = {"the checkpoint": args.checkpoint, "the data": args.data}
+    check_outputs({"--out": args.out}, inputs)
+    check_output_folder("--maps", args.maps, ["*.png", "maps.json"], inputs)
     ctx = init_from_env()  # under torchrun each rank scores a shard; rank 0 writes
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
     data = read_cli_data(args, input_shape=detector.input_shape_)
