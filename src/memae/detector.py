@@ -493,21 +493,17 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         output = torch.cat(outputs).numpy()
         return output, (torch.cat(weights).numpy() if weights else None)
 
-    @torch.inference_mode()
     def anomaly_maps(self, X: Any) -> np.ndarray:
-        """Per-pixel anomaly maps of (N, C, H, W) images: the squared reconstruction error in
-        the detector's units (after preprocessing), averaged over channels, (N, 1, H, W). With
-        ``score_reduction="mse"`` a sample's score is the mean of its map."""
-        data = self._validated(X)
-        if data.ndim != 4:
-            raise ValueError(f"anomaly maps are made for (N, C, H, W) images, got shape {tuple(data.shape)}")
-        self.model_.eval()
-        step = max(self.batch_size, 256)
-        maps = []
-        for start in range(0, len(data), step):
-            x = data[start : start + step].to(self._device())
-            maps.append(((self.model_(x).output - x) ** 2).mean(dim=1, keepdim=True).cpu())
-        return torch.cat(maps).numpy()
+        """Per-pixel anomaly maps of (N, C, H, W) images: :meth:`error_map` averaged over
+        channels, (N, 1, H, W). With ``score_reduction="mse"`` a sample's score is the mean of
+        its map."""
+        check_is_fitted(self, "model_")
+        if len(self.input_shape_) != 3:
+            raise ValueError(
+                f"anomaly maps are made for (N, C, H, W) images; the detector takes samples of shape "
+                f"{tuple(self.input_shape_)}"
+            )
+        return self.error_map(X).mean(axis=1, keepdims=True)
 
     def reconstruct(self, X: Any) -> np.ndarray:
         """Reconstructions of ``X`` in the input's units (scaling and log undone; a table's
