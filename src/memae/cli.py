@@ -72,50 +72,76 @@ def detector_params_from(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _image_options(args: argparse.Namespace, input_shape: Sequence[int] | None = None) -> Any:
-    """How to read image files: ``--image-size``, else a checkpoint's image size; ``--channels``;
-    ``--skip-unreadable``."""
-    from memae.data import ImageOptions
-
-    size = getattr(args, "image_size", None)
-    if size is None and input_shape is not None and len(input_shape) == 3:
-        size = input_shape[1:]
-    return ImageOptions(
-        image_size=None if size is None else (int(size[0]), int(size[1])),
-        channels=getattr(args, "channels", None),
-        skip_unreadable=bool(getattr(args, "skip_unreadable", False)),
+def _add_data_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--data`` and how to read it: every command that reads data takes the same flags."""
+    parser.add_argument(
+        "--data",
+        required=True,
+        help=f"{what}: a table (.csv, .tsv, .parquet), an array (.npy, .npz) or a folder of images",
     )
-
-
-def _read(path: str, key: str | None, images: Any) -> Any:
-    """``--data`` as a :class:`memae.data.Dataset`: image folders and files through
-    :func:`memae.data.read_data`, array files as before."""
-    from memae.data import Dataset, read_data
-    from memae.data.images import SUFFIXES as IMAGE_SUFFIXES
-    from memae.io import load_array
-
-    if Path(path).is_dir() or Path(path).suffix.lower() in IMAGE_SUFFIXES:
-        dataset = read_data(path, key=key, images=images)
-        if dataset.skipped:
-            print(
-                f"skipped {len(dataset.skipped)} unreadable file(s): {', '.join(dataset.skipped)}",
-                file=sys.stderr,
-            )
-        return dataset
-    return Dataset(load_array(path, key), "array", path)
-
-
-def _add_image_flags(parser: argparse.ArgumentParser, size_help: str) -> None:
-    group = parser.add_argument_group("image files (--data a folder or an image file)")
-    group.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help=size_help)
-    group.add_argument(
+    parser.add_argument("--key", help="array name inside an .npz file")
+    tables = parser.add_argument_group("tables")
+    tables.add_argument(
+        "--index-column", help="column naming the rows (default: the unnamed first column pandas writes)"
+    )
+    tables.add_argument(
+        "--label-column",
+        help="column of 0 (normal) / 1 (anomaly) labels, never a feature (train: only normal rows are used)",
+    )
+    tables.add_argument(
+        "--normal-label",
+        action="append",
+        default=[],
+        metavar="VALUE",
+        help="a value of the label column that means normal (repeatable); the others are anomalies",
+    )
+    tables.add_argument(
+        "--drop-columns", default="", metavar="A,B", help="comma-separated columns to leave out"
+    )
+    tables.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
+    images = parser.add_argument_group("image files (--data a folder or an image file)")
+    images.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="resize every image to H x W (default: a checkpoint's image size, else the first image's)",
+    )
+    images.add_argument(
         "--channels", type=int, choices=(1, 3), help="convert every image to 1 (gray) or 3 (RGB) channels"
     )
-    group.add_argument(
+    images.add_argument(
         "--skip-unreadable",
         action="store_true",
         help="skip and list unreadable image files instead of stopping",
     )
+
+
+def read_cli_data(
+    args: argparse.Namespace, path: str | None = None, input_shape: Sequence[int] | None = None
+) -> Any:
+    """``--data`` (or ``path``) through :func:`memae.data.read_data` with the command's options;
+    images are resized to ``--image-size``, else to ``input_shape`` (a checkpoint's) when given."""
+    from memae.data import ImageOptions, TableOptions, read_data
+
+    drop = tuple(c.strip() for c in (args.drop_columns or "").split(",") if c.strip())
+    options = TableOptions(
+        index_column=args.index_column,
+        label_column=args.label_column,
+        drop_columns=drop,
+        normal_labels=tuple(args.normal_label or ()),
+        delimiter=args.delimiter.encode().decode("unicode_escape") if args.delimiter else None,
+    )
+    size = args.image_size or (input_shape[1:] if input_shape is not None and len(input_shape) == 3 else None)
+    images = ImageOptions(
+        image_size=None if size is None else (int(size[0]), int(size[1])),
+        channels=args.channels,
+        skip_unreadable=args.skip_unreadable,
+    )
+    data = read_data(path or args.data, key=args.key, table=options, images=images)
+    if data.skipped:
+        print(f"skipped {len(data.skipped)} unreadable file(s): {', '.join(data.skipped)}", file=sys.stderr)
+    return data
 
 
 def command(name: str) -> Callable[[Handler], Handler]:
@@ -147,12 +173,20 @@ def _train(args: argparse.Namespace) -> int:
     if ctx is not None and params.get("random_state") is None:
         params["random_state"] = shared_seed()
     params.setdefault("verbose", main_rank)
-    dataset = _read(args.data, args.key, _image_options(args))
-    X = dataset.X
+    data = read_cli_data(args)
+    X = data.X
+    if data.labels is not None:
+        normal = data.labels == 0
+        if not normal.any():
+            raise ValueError(f"{args.data}: every row of --label-column {args.label_column!r} is an anomaly")
+        X = X[normal] if data.kind != "table" else X[normal].reset_index(drop=True)
+        if main_rank and not normal.all():
+            print(
+                f"training on the {int(normal.sum())} normal rows; left out {int((~normal).sum())} anomalies"
+            )
     X_val = None
     if args.val_data:
-        shape = X.shape[1:] if dataset.kind == "images" else None
-        X_val = _read(args.val_data, args.key, _image_options(args, shape)).X
+        X_val = read_cli_data(args, args.val_data, X.shape[1:] if data.kind == "images" else None).X
     state = Path(args.state or f"{args.out}.state")
     if main_rank and args.resume and state.exists():
         progress = read_metadata(state).get("progress", {})
@@ -179,67 +213,61 @@ def _train(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from memae.detector import MemAEDetector
     from memae.distributed import init_from_env
+    from memae.thresholds import ecdf_score
 
     ctx = init_from_env()  # under torchrun each rank scores a shard; rank 0 writes
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    dataset = _read(args.data, args.key, _image_options(args, detector.input_shape_))
-    if dataset.kind == "images":
-        return _score_images(detector, dataset, args, main_rank=ctx is None or ctx.is_main)
-    if args.maps:
+    data = read_cli_data(args, input_shape=detector.input_shape_)
+    if args.maps and data.kind != "images":
         raise ValueError(f"--maps needs image files as --data, got {args.data}")
-    scores = detector.decision_function(dataset.X)
+    scores = detector.decision_function(data.X)
     if ctx is not None and not ctx.is_main:
         return 0
-    labels = detector.labels_from_scores(scores)
-    lines = [
-        "index,score,label",
-        *(f"{i},{s:.8g},{lab}" for i, (s, lab) in enumerate(zip(scores, labels, strict=True))),
-    ]
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        atomic_write(args.out, lambda p: Path(p).write_text(text))
-        print(f"scored {len(scores)} samples, {int(labels.sum())} flagged anomalous; wrote {args.out}")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def _score_images(detector: Any, dataset: Any, args: argparse.Namespace, main_rank: bool) -> int:
-    """One row per image file: its path, score, calibrated score, 0/1 decision and, where the
-    folder layout gives them, its defect type and label; ``--maps`` writes the anomaly maps."""
-    import csv
-    import io
-
-    scores = detector.decision_function(dataset.X)
-    calibrated = detector.calibrated_score(dataset.X)
     decisions = detector.labels_from_scores(scores)
-    if not main_rank:
-        return 0
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    layout = dataset.labels is not None
-    writer.writerow(["path", "score", "calibrated_score", "decision", *(["defect_type", "label"] * layout)])
-    for i, name in enumerate(dataset.ids):
-        truth = [dataset.groups[i], int(dataset.labels[i])] if layout else []
-        writer.writerow([name, f"{scores[i]:.8g}", f"{calibrated[i]:.6g}", int(decisions[i]), *truth])
-    text = buffer.getvalue()
-    summary = f"scored {len(scores)} images, {int(decisions.sum())} flagged anomalous"
-    if layout and len(set(dataset.labels.tolist())) == 2:
+    calibrated = ecdf_score(detector._reference_scores(), scores)
+    text = score_table(data, scores, calibrated, decisions)
+    summary = f"scored {len(scores)} samples, {int(decisions.sum())} flagged anomalous"
+    if data.kind == "images" and data.labels is not None and len(set(data.labels.tolist())) == 2:
         from memae.metrics import roc_auc
 
-        summary += f"; image AUROC {roc_auc(dataset.labels, scores):.4f}"
+        summary += f"; image AUROC {roc_auc(data.labels, scores):.4f}"
     if args.maps:
         from memae.report_images import write_maps
 
-        write_maps(args.maps, dataset.ids, dataset.X, detector.anomaly_maps(dataset.X))
+        write_maps(args.maps, data.ids, data.X, detector.anomaly_maps(data.X))
         summary += f"; anomaly maps in {args.maps}"
     if args.out:
-        atomic_write(args.out, lambda p: Path(p).write_text(text))
+        atomic_write(args.out, lambda p: Path(p).write_text(text, encoding="utf-8"))
         print(f"{summary}; wrote {args.out}")
     else:
         sys.stdout.write(text)
-        print(summary, file=sys.stderr)
+        if data.kind == "images":
+            print(summary, file=sys.stderr)
     return 0
+
+
+def score_table(data: Any, scores: Any, calibrated: Any, decisions: Any) -> str:
+    """The score file: one CSV row per sample, named by its identifier (a table's index
+    column, an image's relative path) or its position, with the score, the calibrated score
+    in [0, 1], the 0/1 decision and, when the data say so, the true label (and an image's
+    defect type in the MVTec AD layout)."""
+    import csv
+    import io
+
+    names = {"table": "id", "images": "path"}
+    id_name = names.get(data.kind, "index") if data.ids is not None else "index"
+    ids = data.ids if data.ids is not None else range(len(scores))
+    defects = data.groups if data.kind == "images" and data.labels is not None else None
+    header = [id_name, "score", "calibrated", "anomaly"] + (["label"] if data.labels is not None else [])
+    header += ["defect_type"] if defects is not None else []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for i, (name, s, c, d) in enumerate(zip(ids, scores, calibrated, decisions, strict=True)):
+        row = [name, f"{s:.8g}", f"{c:.6g}", int(d)]
+        row += [int(data.labels[i])] if data.labels is not None else []
+        writer.writerow(row + ([defects[i]] if defects is not None else []))
+    return buffer.getvalue()
 
 
 @command("reproduce")
@@ -259,13 +287,13 @@ def _download(args: argparse.Namespace) -> int:
 
 @command("export")
 def _export(args: argparse.Namespace) -> int:
+    from memae.data import read_data
     from memae.detector import MemAEDetector
     from memae.export import SUFFIXES, export_detector
-    from memae.io import load_array
 
     detector = MemAEDetector.load(args.checkpoint)
     out = args.out or str(Path(args.checkpoint).with_suffix(SUFFIXES[args.format]))
-    check = load_array(args.check_data, args.key) if args.check_data else None
+    check = read_data(args.check_data, key=args.key).X if args.check_data else None
     result = export_detector(
         detector,
         out,
@@ -288,8 +316,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from memae.diagnostics import inspect_memory, slots_figure
 
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
-    dataset = _read(args.data, args.key, _image_options(args, detector.input_shape_))
-    report = inspect_memory(detector, dataset.X)
+    report = inspect_memory(detector, read_cli_data(args, input_shape=detector.input_shape_).X)
     print(report.summary())
     if args.out:
         out = Path(args.out)
@@ -326,18 +353,19 @@ def _report(args: argparse.Namespace) -> int:
     detector = MemAEDetector.load(args.checkpoint, device=args.device)
     title = f"memae report: {Path(args.checkpoint).name}"
     # an MVTec AD category folder (train/, test/, ground_truth/) is reported on its test images
-    data = str(Path(args.data) / "test") if mvtec_category(args.data) else args.data
-    dataset = _read(data, args.key, _image_options(args, detector.input_shape_))
-    if dataset.kind == "images":
+    path_in = str(Path(args.data) / "test") if mvtec_category(args.data) else args.data
+    data = read_cli_data(args, path_in, detector.input_shape_)
+    if data.kind == "images":
         if args.labels:
             raise ValueError("--labels is for array data; image folders take their labels from the layout")
         from memae.report_images import write_image_report
 
-        path = write_image_report(detector, dataset, args.out, title=f"{title} on {data}")
+        path = write_image_report(detector, data, args.out, title=f"{title} on {path_in}")
         print(f"wrote {path}")
         return 0
-    labels = load_array(args.labels, args.labels_key) if args.labels else None
-    path = write_report(detector, dataset.X, args.out, labels=labels, title=title)
+    X = data.X
+    labels = load_array(args.labels, args.labels_key) if args.labels else data.labels
+    path = write_report(detector, X, args.out, labels=labels, title=title)
     print(f"wrote {path}")
     return 0
 
@@ -345,7 +373,16 @@ def _report(args: argparse.Namespace) -> int:
 @command("info")
 def _info(args: argparse.Namespace) -> int:
     if args.checkpoint:
-        print(json.dumps(read_metadata(args.checkpoint), indent=2))
+        metadata = read_metadata(args.checkpoint)
+        print(json.dumps(metadata, indent=2))
+        if isinstance(metadata.get("table"), dict):
+            from memae.preprocessing import TableEncoder
+
+            # a readable table for people; standard output stays one JSON document for programs
+            print(
+                TableEncoder.from_dict(metadata["table"]).summary(metadata.get("scoring", {})),
+                file=sys.stderr,
+            )
         return 0
     import torch
 
@@ -372,11 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=None, help="epochs per model")
 
     train = sub.add_parser("train", help="train a detector on an array file and save a checkpoint")
-    train.add_argument(
-        "--data", required=True, help="training data: .npy, .npz, .csv, or a folder of image files"
-    )
+    _add_data_flags(train, "training data (normal samples)")
     train.add_argument("--val-data", help="held-out normal data for validation (same format)")
-    train.add_argument("--key", help="array name inside an .npz file")
     train.add_argument("--config", help="YAML file of detector parameters")
     train.add_argument("--out", required=True, help="checkpoint to write (e.g. model.memae)")
     train.add_argument(
@@ -392,19 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEPS",
         help="also write the training state every STEPS optimiser steps (default: epochs only)",
     )
-    _add_image_flags(train, "resize every image to H x W (default: the first image's size)")
     _add_detector_flags(train)
 
     score = sub.add_parser("score", help="score an array file with a trained checkpoint")
     score.add_argument("checkpoint")
-    score.add_argument("--data", required=True, help=".npy, .npz, .csv, or a folder of image files")
-    score.add_argument("--key", help="array name inside an .npz file")
+    _add_data_flags(score, "data to score")
     score.add_argument("--out", help="CSV to write (default: standard output)")
     score.add_argument("--device", default="cpu")
     score.add_argument(
         "--maps", metavar="DIR", help="write each image's anomaly map and overlay under DIR (same paths)"
     )
-    _add_image_flags(score, "resize every image to H x W (default: the checkpoint's image size)")
 
     export = sub.add_parser(
         "export", help="export a checkpoint to ONNX or TorchScript, preprocessing and score inside"
@@ -415,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--reconstruction", action="store_true", help="also output the reconstruction")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     export.add_argument(
-        "--check-data", help="samples (.npy/.npz/.csv) to check parity on (default: synthetic ones)"
+        "--check-data", help="samples (a table, .npy/.npz) to check parity on (default: synthetic ones)"
     )
     export.add_argument("--key", help="array name inside an .npz file")
 
@@ -423,28 +454,22 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect", help="memory diagnostics over a dataset: slot usage, entropy, dead slots, collapse"
     )
     inspect_.add_argument("checkpoint")
-    inspect_.add_argument("--data", required=True, help=".npy, .npz, .csv, or a folder of image files")
-    inspect_.add_argument("--key", help="array name inside an .npz file")
+    _add_data_flags(inspect_, "data to inspect the memory on")
     inspect_.add_argument("--out", help="folder for memory.json (and slots.png for image models)")
     inspect_.add_argument("--slots", type=int, default=16, help="slots to decode in slots.png (default 16)")
     inspect_.add_argument("--device", default="cpu")
-    _add_image_flags(inspect_, "resize every image to H x W (default: the checkpoint's image size)")
 
     report = sub.add_parser(
         "report", help="HTML report of a checkpoint on a dataset: metrics, figures, diagnostics"
     )
     report.add_argument("checkpoint")
+    _add_data_flags(report, "data to report on (or an MVTec AD category folder: its test/)")
     report.add_argument(
-        "--data",
-        required=True,
-        help=".npy, .npz, .csv, a folder of image files, or an MVTec AD category folder (its test/)",
+        "--labels", help="0 (normal) / 1 (anomaly) per sample: .npy, .npz or .csv (or --label-column)"
     )
-    report.add_argument("--key", help="array name inside an .npz data file")
-    report.add_argument("--labels", help="0 (normal) / 1 (anomaly) per sample: .npy, .npz or .csv")
     report.add_argument("--labels-key", help="array name inside an .npz labels file")
     report.add_argument("--out", required=True, help="folder for index.html and its figures")
     report.add_argument("--device", default="cpu")
-    _add_image_flags(report, "resize every image to H x W (default: the checkpoint's image size)")
 
     info = sub.add_parser("info", help="show versions, variants and backbones, or a checkpoint's metadata")
     info.add_argument("checkpoint", nargs="?")

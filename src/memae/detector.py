@@ -19,6 +19,7 @@ from torch.utils.data import TensorDataset
 from memae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from memae.config import ModelConfig, TrainConfig, config_from_dict
 from memae.nn.model import MemAE, build_model
+from memae.preprocessing import TableEncoder, apply_scaling, fit_scaling
 from memae.resume import TrainingCheckpointer, read_fingerprint
 from memae.thresholds import (
     check_threshold_params,
@@ -29,7 +30,9 @@ from memae.thresholds import (
 from memae.training import History, fit_model, resolve_device, score
 from memae.validation import as_float_array, check_sample_shape
 
-Preprocessing = Literal["auto", "standard", "minmax", "none"]
+Preprocessing = Literal["auto", "standard", "robust", "minmax", "none"]
+#: The scaling of continuous table columns under ``preprocessing="auto"`` (docs/TABLES.md).
+TABLE_SCALING = "standard"
 _KIND = "detector"
 
 
@@ -40,11 +43,12 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     ``decision_function(X)`` gives anomaly scores (higher = more anomalous, the
     reconstruction error) and ``predict(X)`` gives 0 (normal) / 1 (anomaly) by the
     threshold ``threshold_`` learnt from normal data (see ``threshold`` below).
-    ``X`` is a 2-D array (tabular), (N, C, H, W) images or (N, C, T, H, W) clips, as a numpy
-    array or a torch tensor. Images and clips of ``uint8`` / ``uint16`` pixels are scaled to
-    [0, 1] by their type's largest value (``preprocessing="auto"``; the scale is kept in the
-    checkpoint): a model fitted on such pixels takes the same type again, another integer
-    type rescaled to it, or floats in the training type's units (0..255 for ``uint8``).
+    ``X`` is a table (a pandas DataFrame, or a 2-D array), (N, C, H, W) images or
+    (N, C, T, H, W) clips, as a numpy array or a torch tensor. Images and clips of ``uint8`` /
+    ``uint16`` pixels are scaled to [0, 1] by their type's largest value
+    (``preprocessing="auto"``; the scale is kept in the checkpoint): a model fitted on such
+    pixels takes the same type again, another integer type rescaled to it, or floats in the
+    training type's units (0..255 for ``uint8``).
 
     Example:
         >>> det = MemAEDetector(epochs=5, random_state=0).fit(X_train)
@@ -52,9 +56,14 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         >>> det.save("model.memae"); same = MemAEDetector.load("model.memae")
 
     Parameters mirror :class:`memae.config.ModelConfig` (the network and its variant) and
-    :class:`memae.config.TrainConfig` (the optimisation); ``preprocessing`` scales each
-    feature ("auto": standardise tabular data, scale integer pixels to [0, 1], leave float
-    images and clips alone),
+    :class:`memae.config.TrainConfig` (the optimisation). Tables go through a
+    :class:`memae.preprocessing.TableEncoder` fitted on the training data and stored with the
+    model: string columns one-hot (``max_categories`` at most), 0/1 columns kept, continuous
+    columns through a signed ``log1p`` where heavy-tailed (``log1p``: "auto", "none" or
+    column names) and scaled by ``preprocessing`` ("auto" = ``TABLE_SCALING`` for tables,
+    "pixels" for images and clips of integer pixels, else nothing; "standard", "robust",
+    "minmax", "none"); missing values are
+    an error naming the column unless ``impute="median"``. Columns are matched by name.
     ``score_reduction`` picks the per-sample error ("mse", or "l2" over channels as the
     authors' video code does); ``channels_last`` trains conv nets on channels-last
     activations (faster for some backbones on CPU, see ``docs/PERFORMANCE.md``; the same
@@ -92,6 +101,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         schedule: str = "constant",
         validation_fraction: float = 0.1,
         preprocessing: Preprocessing = "auto",
+        log1p: str | list[str] = "auto",
+        max_categories: int = 100,
+        impute: str | None = None,
         score_reduction: str = "mse",
         contamination: float = 0.1,
         threshold: str = "percentile",
@@ -119,6 +131,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         self.schedule = schedule
         self.validation_fraction = validation_fraction
         self.preprocessing = preprocessing
+        self.log1p = log1p
+        self.max_categories = max_categories
+        self.impute = impute
         self.score_reduction = score_reduction
         self.contamination = contamination
         self.threshold = threshold
@@ -175,9 +190,10 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         check_threshold_params(
             self.threshold, self.threshold_percentile, self.contamination, self.threshold_value
         )
-        if self.preprocessing not in ("auto", "standard", "minmax", "none"):
+        if self.preprocessing not in ("auto", "standard", "robust", "minmax", "none"):
             raise ValueError(
-                f"preprocessing must be 'auto', 'standard', 'minmax' or 'none', got {self.preprocessing!r}"
+                "preprocessing must be 'auto', 'standard', 'robust', 'minmax' or 'none', "
+                f"got {self.preprocessing!r}"
             )
         for flag in ("channels_last", "compile"):
             if not isinstance(getattr(self, flag), bool):
@@ -206,7 +222,12 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         data and parameters are required), otherwise an old state there is discarded.
         """
         self._check_params()
-        array = as_float_array(X)
+        table = _is_table(X)
+        if table:
+            encoder = TableEncoder(log1p=self.log1p, max_categories=self.max_categories, impute=self.impute)
+            array = encoder.fit(X).encode(X)
+        else:
+            array = as_float_array(X)
         shape = tuple(int(s) for s in array.shape[1:])
         if self.score_reduction == "l2" and array.ndim == 2:
             raise ValueError(
@@ -222,21 +243,38 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         else:
             seed = int(np.random.default_rng().integers(2**31 - 1))
         train_config = self._train_config(seed)
-        pixel_max = _pixel_max(X) if array.ndim in (4, 5) else None
-        method = (
-            self.preprocessing
-            if self.preprocessing != "auto"
-            else ("standard" if array.ndim == 2 else "pixels" if pixel_max else "none")
-        )
-        self.offset_, self.scale_ = _fit_scaling(array, method, pixel_max)
+        pixel_max = None
+        if table:
+            method = self.preprocessing if self.preprocessing != "auto" else TABLE_SCALING
+            self.table_: TableEncoder | None = encoder
+            self.log_mask_: np.ndarray | None = encoder.log_mask_
+            self.offset_, self.scale_ = fit_scaling(
+                array, encoder.continuous_mask_, encoder.log_mask_, method
+            )
+            if encoder.named_:
+                self.feature_names_in_ = encoder.feature_names_in_
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            pixel_max = _pixel_max(X) if array.ndim in (4, 5) else None
+            method = self.preprocessing if self.preprocessing != "auto" else "pixels" if pixel_max else "none"
+            if method == "robust":
+                raise ValueError(
+                    "preprocessing='robust' is for tables; images and clips take 'none' or 'minmax'"
+                )
+            self.table_, self.log_mask_ = None, None
+            self.offset_, self.scale_ = _fit_scaling(array, method, pixel_max)
         self.preprocessing_ = method
         self.pixel_dtype_ = _PIXEL_DTYPES.get(pixel_max) if method == "pixels" else None
         data = self._transform(array)
         self.input_range_ = _value_range(data) if array.ndim in (4, 5) else None
 
         if X_val is not None:
-            val_array = as_float_array(X_val, "X_val")
-            check_sample_shape(val_array, shape, "X_val")
+            if table:
+                val_array = encoder.encode(X_val, "X_val")
+            else:
+                val_array = as_float_array(X_val, "X_val")
+                check_sample_shape(val_array, shape, "X_val")
             train_data, val_data = data, self._transform(val_array)
         else:
             order = np.random.default_rng(seed).permutation(len(data))
@@ -268,8 +306,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         self.train_config_ = train_config
         self.history_: History = history
         self.input_shape_ = shape
-        if array.ndim == 2:
-            self.n_features_in_ = shape[0]
+        if table:
+            self.n_features_in_ = encoder.n_features_in_
         self.decision_scores_ = self._score_tensor(data)
         self.validation_scores_ = self._score_tensor(val_data) if len(val_data) else np.zeros(0)
         if not np.isfinite(self.decision_scores_).all():
@@ -322,10 +360,15 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     # --- scoring ------------------------------------------------------------------------
 
     def _transform(self, array: np.ndarray) -> torch.Tensor:
+        """Encoded samples -> the model's input (log where learnt, offset and scale)."""
+        if self.table_ is not None:
+            return torch.from_numpy(apply_scaling(array, self.log_mask_, self.offset_, self.scale_))
         return torch.from_numpy((array - self.offset_) / self.scale_).float()
 
     def _validated(self, X: Any) -> torch.Tensor:
         check_is_fitted(self, "model_")
+        if self.table_ is not None:
+            return self._transform(self.table_.encode(X))
         array = as_float_array(X)
         _check_channels(array, self.input_shape_)
         check_sample_shape(array, self.input_shape_)
@@ -363,6 +406,15 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=4,
             )
+
+    def to_input_units(self, model_units: np.ndarray) -> np.ndarray:
+        """Undo the scaling (and the log) of the model's input: reconstructions and decoded
+        memory slots in the units of the encoded input (tables: one-hot and raw values)."""
+        check_is_fitted(self, "model_")
+        x = np.asarray(model_units, dtype=np.float64) * self.scale_ + self.offset_
+        if self.log_mask_ is not None and self.log_mask_.any():
+            x = np.where(self.log_mask_, np.sign(x) * np.expm1(np.abs(x)), x)
+        return x
 
     def _device(self) -> torch.device:
         return next(self.model_.parameters()).device
@@ -413,7 +465,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             outputs.append(rec.output.cpu())
             if rec.weights is not None:
                 weights.append(rec.weights.cpu())
-        output = torch.cat(outputs).numpy() * self.scale_ + self.offset_
+        output = self.to_input_units(torch.cat(outputs).numpy())
         return output, (torch.cat(weights).numpy() if weights else None)
 
     @torch.inference_mode()
@@ -433,7 +485,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         return torch.cat(maps).numpy()
 
     def reconstruct(self, X: Any) -> np.ndarray:
-        """Reconstructions of ``X`` in the input's units (preprocessing undone)."""
+        """Reconstructions of ``X`` in the input's units (scaling and log undone; a table's
+        categorical columns stay one-hot, in the order of ``table_.feature_names_out_``)."""
         return self._forward(X)[0]
 
     def addressing_weights(self, X: Any) -> np.ndarray:
@@ -452,8 +505,12 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         """Write a safe checkpoint (safetensors + JSON) that :meth:`load` restores exactly."""
         check_is_fitted(self, "model_")
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
-        tensors["scoring.offset"] = torch.from_numpy(np.asarray(self.offset_, dtype=np.float32))
-        tensors["scoring.scale"] = torch.from_numpy(np.asarray(self.scale_, dtype=np.float32))
+        # a table's statistics stay float64 (a 1e20 fill value must not overflow them)
+        dtype = np.float64 if self.table_ is not None else np.float32
+        tensors["scoring.offset"] = torch.from_numpy(np.asarray(self.offset_, dtype=dtype))
+        tensors["scoring.scale"] = torch.from_numpy(np.asarray(self.scale_, dtype=dtype))
+        if self.log_mask_ is not None:
+            tensors["scoring.log_mask"] = torch.from_numpy(self.log_mask_.astype(np.uint8))
         tensors["scoring.train_scores"] = torch.from_numpy(self.decision_scores_.astype(np.float64))
         tensors["scoring.validation_scores"] = torch.from_numpy(self.validation_scores_.astype(np.float64))
         metadata = {
@@ -471,6 +528,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                 "input_range": None if self.input_range_ is None else list(self.input_range_),
             },
         }
+        if self.table_ is not None:
+            metadata["table"] = self.table_.to_dict()
         return save_checkpoint(path, tensors, metadata)
 
     @classmethod
@@ -491,6 +550,13 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             scores = tensors["scoring.train_scores"].numpy()
             val_scores = tensors.get("scoring.validation_scores", torch.zeros(0, dtype=torch.float64)).numpy()
             scoring = meta["scoring"]
+            table = TableEncoder.from_dict(meta["table"]) if "table" in meta else None
+            log_mask = tensors["scoring.log_mask"].numpy().astype(bool) if table is not None else None
+            if table is not None and not (
+                len(table.feature_names_out_) == len(offset) == len(scale) == len(log_mask)
+                and tuple(model_config.input_shape) == (len(offset),)
+            ):
+                raise ValueError("the table preprocessing does not match the model's input size")
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise CheckpointError(f"{path} does not match this memae's detector: {err}") from err
         detector.model_ = model.to(resolve_device(device))
@@ -498,7 +564,12 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         detector.train_config_ = train_config
         detector.history_ = History(**meta.get("history", {}))
         detector.input_shape_ = tuple(model_config.input_shape)
-        if len(detector.input_shape_) == 1:
+        detector.table_, detector.log_mask_ = table, log_mask
+        if table is not None:
+            detector.n_features_in_ = table.n_features_in_
+            if table.named_:
+                detector.feature_names_in_ = table.feature_names_in_
+        elif len(detector.input_shape_) == 1:
             detector.n_features_in_ = detector.input_shape_[0]
         detector.offset_, detector.scale_ = offset, scale
         detector.preprocessing_ = scoring["preprocessing"]
@@ -525,6 +596,7 @@ _PARAM_TYPES: tuple[tuple[str, type, bool], ...] = (
     ("lr", numbers.Real, False),
     ("weight_decay", numbers.Real, False),
     ("validation_fraction", numbers.Real, False),
+    ("max_categories", numbers.Integral, False),
     ("contamination", numbers.Real, False),
     ("threshold_percentile", numbers.Real, False),
     ("threshold_value", numbers.Real, True),
@@ -565,6 +637,21 @@ def _fit_scaling(
         offset, spread = array.min(axis=0), array.max(axis=0) - array.min(axis=0)
     scale = np.where(spread > 1e-12, spread, 1.0)
     return offset.astype(np.float32), scale.astype(np.float32)
+
+
+def _is_table(X: Any) -> bool:
+    """A pandas DataFrame, or anything 2-D (rows of features): the table path."""
+    from memae.data.tables import is_frame
+
+    if is_frame(X):
+        return True
+    ndim = getattr(X, "ndim", None)
+    if ndim is None:
+        try:
+            ndim = np.asarray(X, dtype=object).ndim
+        except ValueError:
+            return False
+    return ndim == 2
 
 
 # --- pixel scaling for images of integer pixels -------------------------------------------

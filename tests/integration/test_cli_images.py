@@ -57,10 +57,10 @@ def test_score_writes_one_row_per_file_with_layout_labels_and_maps(category, mod
     assert "image AUROC" in capsys.readouterr().out
     with open(scores, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["path", "score", "calibrated_score", "decision", "defect_type", "label"]
+    assert list(rows[0]) == ["path", "score", "calibrated", "anomaly", "label", "defect_type"]
     assert [r["path"] for r in rows[:2]] == ["good/000.png", "good/001.png"]
     assert {r["defect_type"]: r["label"] for r in rows} == {"good": "0", "odd": "1", "scratch": "1"}
-    assert all(0.0 <= float(r["calibrated_score"]) <= 1.0 and r["decision"] in ("0", "1") for r in rows)
+    assert all(0.0 <= float(r["calibrated"]) <= 1.0 and r["anomaly"] in ("0", "1") for r in rows)
     mean = {g: np.mean([float(r["score"]) for r in rows if r["defect_type"] == g]) for g in ("good", "odd")}
     assert mean["odd"] > mean["good"]
     for row in rows:
@@ -105,7 +105,7 @@ def test_score_resizes_to_the_checkpoints_size(category, model, tmp_path, capsys
         _save(folder / f"{i}.png", np.kron(_blob(rng), np.ones((2, 2), np.uint8)))
     assert main(["score", str(model), "--data", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "path,score,calibrated_score,decision" and len(lines) == 4
+    assert lines[0] == "path,score,calibrated,anomaly" and len(lines) == 4
 
 
 def test_rgb_images_for_a_gray_model_name_both_channel_counts(model, tmp_path, capsys) -> None:

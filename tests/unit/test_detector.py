@@ -152,12 +152,12 @@ def test_scoring_before_fit_raises(tabular: np.ndarray) -> None:
 @pytest.mark.parametrize(
     "X, error, message",
     [
-        (np.full((10, 3), np.nan), ValueError, "NaN or infinite"),
-        (np.array([[1.0, np.inf], [0.0, 1.0]]), ValueError, "NaN or infinite"),
+        (np.full((10, 3), np.nan), ValueError, "column 'x0' has 10 missing value"),
+        (np.array([[1.0, np.inf], [0.0, 1.0]]), ValueError, "column 'x1' has 1 infinite value"),
         (np.zeros((0, 4)), ValueError, "empty"),
         (np.zeros(10), ValueError, "got 1-D shape"),
         (np.zeros((3, 4, 5)), ValueError, "got 3-D shape"),
-        (np.array([["a", "b"], ["c", "d"]]), TypeError, "must hold numbers"),
+        (np.zeros((4, 4), dtype=complex), TypeError, "real numbers"),
     ],
 )
 def test_bad_training_input_raises_clearly(X: np.ndarray, error: type, message: str) -> None:
@@ -183,7 +183,7 @@ def test_wrong_image_shape_names_expected_and_actual() -> None:
         ({"contamination": 0.7}, "contamination"),
         ({"variant": "vae"}, "unknown variant"),
         ({"similarity": "l2"}, "similarity"),
-        ({"preprocessing": "robust"}, "preprocessing"),
+        ({"preprocessing": "zscore"}, "preprocessing"),
         ({"epochs": 0}, "epochs"),
         ({"backbone": "resnet"}, "unknown backbone"),
     ],

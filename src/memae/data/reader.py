@@ -90,6 +90,8 @@ def read_data(
     Raises ``FileNotFoundError`` for a path that does not exist and ``ValueError`` (a
     :class:`memae.io.DataFileError` for files) naming the file and what was wrong.
     """
+    from memae.data import tables
+
     table = table or TableOptions()
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -99,12 +101,6 @@ def read_data(
             return image_module.read_images(path, images or ImageOptions())
         if not path.exists():
             raise FileNotFoundError(f"no data file or folder at {path}")
-        from memae.data import images as image_module
-
-        if path.suffix.lower() in image_module.SUFFIXES:
-            return image_module.read_images(path, images or ImageOptions())
-        from memae.data import tables
-
         suffix = path.suffix.lower()
         if suffix in tables.SUFFIXES:
             return tables.read_table(path, table)
@@ -113,12 +109,14 @@ def read_data(
 
         if suffix in ARRAY_SUFFIXES:
             return Dataset(load_array(path, key), "array", str(path))
+        from memae.data import images as image_module
+
+        if suffix in image_module.SUFFIXES:
+            return image_module.read_images(path, images or ImageOptions())
         known = sorted({*tables.SUFFIXES, *ARRAY_SUFFIXES, *image_module.SUFFIXES})
         raise DataFileError(
             f"unsupported data file {path.name!r}: expected a folder of images or one of {', '.join(known)}"
         )
-    from memae.data import tables
-
     if tables.is_frame(source):
         return tables.from_frame(source, table, "DataFrame")
     if hasattr(source, "detach") and hasattr(source, "cpu"):  # a torch tensor, without importing torch

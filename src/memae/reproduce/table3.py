@@ -35,12 +35,15 @@ SETTINGS: dict[str, Any] = {
         "batch_size": 1024,
         "lr": 1e-3,
         "preprocessing": "none",
+        "log1p": "none",
         "validation_fraction": 0.0,
         "device": "auto",
     },
     "protocol": {
         "binary": "keep",
         "scaling": "standard",
+        "scale_columns": "continuous",
+        "log1p": True,
         "test_fraction": 0.5,
         "flag_fraction": 0.2,
         "threshold_population": "test",
@@ -86,7 +89,14 @@ def run(options: RunOptions) -> None:
             continue  # written meanwhile by another worker
         if data is None:
             data = load_kddcup(options.data_dir, binary=proto["binary"])
-        split = dagmm_split(data, seed=seed, test_fraction=proto["test_fraction"], scaling=proto["scaling"])
+        split = dagmm_split(
+            data,
+            seed=seed,
+            test_fraction=proto["test_fraction"],
+            scaling=proto["scaling"],
+            scale_columns=proto.get("scale_columns", "all"),
+            log1p=bool(proto.get("log1p", False)),
+        )
         start = time.perf_counter()
         fn = get_method(method).fn
         if proto["threshold_population"] == "train+test":
