@@ -365,7 +365,7 @@ def _report(args: argparse.Namespace) -> int:
         return 0
     X = data.X
     labels = load_array(args.labels, args.labels_key) if args.labels else data.labels
-    path = write_report(detector, X, args.out, labels=labels, title=title)
+    path = write_report(detector, X, args.out, labels=labels, title=title, ids=data.ids)
     print(f"wrote {path}")
     return 0
 

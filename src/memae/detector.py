@@ -455,9 +455,24 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"method must be 'linear' or 'ecdf', got {method!r}")
         return np.column_stack([1.0 - anomalous, anomalous])
 
-    @torch.inference_mode()
-    def _forward(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    def transform(self, X: Any) -> np.ndarray:
+        """``X`` after the fitted preprocessing: the model's input, float32 (N, *input_shape_)."""
+        return self._validated(X).numpy()
+
+    def error_map(self, X: Any) -> np.ndarray:
+        """Squared reconstruction error of every feature (tables) or pixel (images, clips) in
+        the model's units, (N, *input_shape_): where a sample's score comes from."""
         data = self._validated(X)
+        output = self._forward_prepared(data)[0]
+        return (data.numpy() - output) ** 2
+
+    def _forward(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        output, weights = self._forward_prepared(self._validated(X))
+        return self.to_input_units(output), weights
+
+    @torch.inference_mode()
+    def _forward_prepared(self, data: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """Reconstructions in the model's units and addressing weights of prepared input."""
         self.model_.eval()
         outputs, weights = [], []
         for start in range(0, len(data), max(self.batch_size, 256)):
@@ -465,24 +480,20 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             outputs.append(rec.output.cpu())
             if rec.weights is not None:
                 weights.append(rec.weights.cpu())
-        output = self.to_input_units(torch.cat(outputs).numpy())
+        output = torch.cat(outputs).numpy()
         return output, (torch.cat(weights).numpy() if weights else None)
 
-    @torch.inference_mode()
     def anomaly_maps(self, X: Any) -> np.ndarray:
-        """Per-pixel anomaly maps of (N, C, H, W) images: the squared reconstruction error in
-        the detector's units (after preprocessing), averaged over channels, (N, 1, H, W). With
-        ``score_reduction="mse"`` a sample's score is the mean of its map."""
-        data = self._validated(X)
-        if data.ndim != 4:
-            raise ValueError(f"anomaly maps are made for (N, C, H, W) images, got shape {tuple(data.shape)}")
-        self.model_.eval()
-        step = max(self.batch_size, 256)
-        maps = []
-        for start in range(0, len(data), step):
-            x = data[start : start + step].to(self._device())
-            maps.append(((self.model_(x).output - x) ** 2).mean(dim=1, keepdim=True).cpu())
-        return torch.cat(maps).numpy()
+        """Per-pixel anomaly maps of (N, C, H, W) images: :meth:`error_map` averaged over
+        channels, (N, 1, H, W). With ``score_reduction="mse"`` a sample's score is the mean of
+        its map."""
+        check_is_fitted(self, "model_")
+        if len(self.input_shape_) != 3:
+            raise ValueError(
+                f"anomaly maps are made for (N, C, H, W) images; the detector takes samples of shape "
+                f"{tuple(self.input_shape_)}"
+            )
+        return self.error_map(X).mean(axis=1, keepdims=True)
 
     def reconstruct(self, X: Any) -> np.ndarray:
         """Reconstructions of ``X`` in the input's units (scaling and log undone; a table's

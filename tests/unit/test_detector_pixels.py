@@ -86,6 +86,9 @@ def test_anomaly_maps_average_to_the_mse_score(fitted, pixels) -> None:
     np.testing.assert_allclose(maps.mean(axis=(1, 2, 3)), fitted.decision_function(as_uint8), rtol=1e-4)
     with pytest.raises(ValueError, match=r"expected X of shape \(N, 1, 12, 12\), got \(2, 144\)"):
         fitted.anomaly_maps(np.zeros((2, 144), np.float32))
+    clips = MemAEDetector(epochs=1, batch_size=4, random_state=0).fit(np.zeros((8, 1, 4, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"anomaly maps are made for \(N, C, H, W\) images"):
+        clips.anomaly_maps(np.zeros((2, 1, 4, 8, 8), np.float32))
 
 
 def test_the_exported_graph_takes_pixel_values_and_divides_inside(fitted, pixels, tmp_path) -> None:

@@ -111,3 +111,15 @@ def test_dataframes_and_arrays_go_through_the_same_door() -> None:
     frame = pd.DataFrame({"a": [1, 2]})
     assert read_data(frame).kind == "table"
     assert read_data(np.zeros((2, 3))).kind == "array"
+
+
+def test_gzip_compressed_csv_is_read_like_the_plain_one(tmp_path) -> None:
+    import gzip
+
+    with gzip.open(tmp_path / "t.csv.gz", "wt", encoding="utf-8") as fh:
+        fh.write("a;proto\n1;tcp\n2;udp\n")
+    data = read_data(tmp_path / "t.csv.gz")
+    assert list(data.X.columns) == ["a", "proto"] and data.X["proto"].tolist() == ["tcp", "udp"]
+    (tmp_path / "bad.csv.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataFileError, match=r"bad.csv.gz is not a readable compressed table"):
+        read_data(tmp_path / "bad.csv.gz")
