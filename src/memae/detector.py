@@ -465,7 +465,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"method must be 'linear' or 'ecdf', got {method!r}")
         return np.column_stack([1.0 - anomalous, anomalous])
 
-    def transform(self, X: Any) -> np.ndarray:
+    def preprocess(self, X: Any) -> np.ndarray:
         """``X`` after the fitted preprocessing: the model's input, float32 (N, *input_shape_)."""
         return self._validated(X).numpy()
 

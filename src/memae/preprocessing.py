@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from numbers import Number
 from typing import Any, Literal
 
 import numpy as np
@@ -156,6 +157,12 @@ class TableEncoder:
                 return ColumnPlan(name, "binary", fill=fill)
             return ColumnPlan(
                 name, "continuous", log=self.log1p == "auto" and heavy_tailed(numbers), fill=fill
+            )
+        odd = [v for v in values.tolist() if not isinstance(v, (str, bytes, bool, Number, type(None)))]
+        if odd:
+            raise TypeError(
+                f"column {name!r} holds a {type(odd[0]).__name__} ({odd[0]!r}): every argument must be "
+                f"a string or a real number, not {type(odd[0]).__name__!r}"
             )
         text = _as_text(values)
         missing = values.isna().to_numpy()
@@ -380,22 +387,34 @@ def _as_frame(X: Any, name: str = "X") -> tuple[Any, bool]:
     if isinstance(X, pd.DataFrame):
         frame = X.copy(deep=False)
         frame.columns = [str(c) for c in frame.columns]
-        return frame.reset_index(drop=True), True
+        return frame.reset_index(drop=True).infer_objects(), True
     if hasattr(X, "detach") and hasattr(X, "cpu"):
         X = X.detach().cpu().numpy()
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a scipy sparse {type(X).__name__}; sparse input is not supported: "
+            "pass a dense array (X.toarray())"
+        )
     try:
         array = np.asarray(X)
     except ValueError as err:
         raise ValueError(f"{name} must be a rectangular array, got ragged input: {err}") from err
     if array.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (N, features), got {array.ndim}-D shape {array.shape}")
+        hint = ". Reshape your data: X.reshape(-1, 1) for one feature, X.reshape(1, -1) for one sample"
+        raise ValueError(
+            f"{name} must be 2-D (N, features), got {array.ndim}-D shape {array.shape}"
+            + (hint if array.ndim == 1 else "")
+        )
+    if np.iscomplexobj(array):
+        raise ValueError(
+            f"{name} must hold real numbers, got dtype {array.dtype}: Complex data not supported"
+        )
     if array.shape[0] == 0:
         raise ValueError(f"{name} is empty: got shape {array.shape}, expected at least one sample")
     if array.shape[1] == 0:
-        raise ValueError(f"{name} has a zero-sized sample dimension: shape {array.shape}")
-    if np.iscomplexobj(array):
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])]), False
+        raise ValueError(f"{name} has 0 feature(s) (shape={array.shape}) while a minimum of 1 is required.")
+    frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+    return frame.infer_objects(), False  # numbers held as Python objects become numeric columns
 
 
 def _is_numeric(values: Any) -> bool:
