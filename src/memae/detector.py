@@ -420,6 +420,19 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"method must be 'linear' or 'ecdf', got {method!r}")
         return np.column_stack([1.0 - anomalous, anomalous])
 
+    def __sklearn_tags__(self) -> Any:
+        # transform() gives the preprocessed model input: scikit-learn's checks treat the
+        # detector as a transformer too, whose output dtype is float32 whatever came in
+        from sklearn.utils import TransformerTags
+
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
+        return tags
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """:meth:`fit` on ``X``, then :meth:`transform` of it."""
+        return self.fit(X, y, **fit_params).transform(X)
+
     def transform(self, X: Any) -> np.ndarray:
         """``X`` after the fitted preprocessing: the model's input, float32 (N, *input_shape_)."""
         return self._validated(X).numpy()

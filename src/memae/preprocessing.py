@@ -383,18 +383,29 @@ def _as_frame(X: Any, name: str = "X") -> tuple[Any, bool]:
         return frame.reset_index(drop=True), True
     if hasattr(X, "detach") and hasattr(X, "cpu"):
         X = X.detach().cpu().numpy()
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a scipy sparse {type(X).__name__}; sparse input is not supported: "
+            "pass a dense array (X.toarray())"
+        )
     try:
         array = np.asarray(X)
     except ValueError as err:
         raise ValueError(f"{name} must be a rectangular array, got ragged input: {err}") from err
     if array.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (N, features), got {array.ndim}-D shape {array.shape}")
+        hint = ". Reshape your data: X.reshape(-1, 1) for one feature, X.reshape(1, -1) for one sample"
+        raise ValueError(
+            f"{name} must be 2-D (N, features), got {array.ndim}-D shape {array.shape}"
+            + (hint if array.ndim == 1 else "")
+        )
     if array.shape[0] == 0:
         raise ValueError(f"{name} is empty: got shape {array.shape}, expected at least one sample")
     if array.shape[1] == 0:
-        raise ValueError(f"{name} has a zero-sized sample dimension: shape {array.shape}")
+        raise ValueError(f"{name} has 0 feature(s) (shape={array.shape}) while a minimum of 1 is required.")
     if np.iscomplexobj(array):
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        raise ValueError(
+            f"{name} must hold real numbers, got dtype {array.dtype}: Complex data not supported"
+        )
     return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])]), False
 
 

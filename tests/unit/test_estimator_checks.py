@@ -1,5 +1,7 @@
 """scikit-learn's estimator checks: every one passes but the two that assume scikit-learn's
-+1/-1 outlier labels, where memae deliberately follows PyOD (docs/ROBUSTNESS.md)."""
++1/-1 outlier labels, where memae deliberately follows PyOD, and the one that wants object
+arrays of non-numbers refused, where memae reads them as a table's string columns
+(docs/ROBUSTNESS.md)."""
 
 import warnings
 
@@ -12,6 +14,7 @@ from memae import MemAEDetector
 DEPARTURES = {
     "check_outliers_train": "predict gives PyOD's 0 (normal) / 1 (anomaly), not scikit-learn's +1 / -1",
     "check_outliers_fit_predict": "fit_predict gives PyOD's 0 (normal) / 1 (anomaly), not +1 / -1",
+    "check_dtype_object": "object columns are a table's string columns, one-hot encoded, not an error",
 }
 
 
