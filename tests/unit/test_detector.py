@@ -157,7 +157,7 @@ def test_scoring_before_fit_raises(tabular: np.ndarray) -> None:
         (np.zeros((0, 4)), ValueError, "empty"),
         (np.zeros(10), ValueError, "got 1-D shape"),
         (np.zeros((3, 4, 5)), ValueError, "got 3-D shape"),
-        (np.zeros((4, 4), dtype=complex), TypeError, "real numbers"),
+        (np.zeros((4, 4), dtype=complex), ValueError, "real numbers"),
     ],
 )
 def test_bad_training_input_raises_clearly(X: np.ndarray, error: type, message: str) -> None:
