@@ -1,5 +1,7 @@
 """scikit-learn's estimator checks: every one passes but the two that assume scikit-learn's
-+1/-1 outlier labels, where memae deliberately follows PyOD (docs/ROBUSTNESS.md)."""
++1/-1 outlier labels, where memae deliberately follows PyOD, and the one that wants object
+arrays of non-numbers refused, where memae reads them as a table's string columns
+(docs/ROBUSTNESS.md)."""
 
 import warnings
 
