@@ -30,6 +30,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     methods = args.methods.split(",")
 
+    from memae.preprocessing import UnseenCategoryWarning
     from memae.provenance import provenance
+
+    warnings.filterwarnings("ignore", category=UnseenCategoryWarning)
 
     tables = [t for t in suite.bundled_tables() if t.name != "kddcup"]
     warm = suite.split(suite.tasks(tables)[0], args.seed)
