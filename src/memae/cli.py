@@ -306,7 +306,12 @@ def _report(args: argparse.Namespace) -> int:
     X = data.X
     labels = load_array(args.labels, args.labels_key) if args.labels else data.labels
     path = write_report(
-        detector, X, args.out, labels=labels, title=f"memae report: {Path(args.checkpoint).name}"
+        detector,
+        X,
+        args.out,
+        labels=labels,
+        title=f"memae report: {Path(args.checkpoint).name}",
+        ids=data.ids,
     )
     print(f"wrote {path}")
     return 0

@@ -417,9 +417,24 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"method must be 'linear' or 'ecdf', got {method!r}")
         return np.column_stack([1.0 - anomalous, anomalous])
 
-    @torch.inference_mode()
-    def _forward(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    def transform(self, X: Any) -> np.ndarray:
+        """``X`` after the fitted preprocessing: the model's input, float32 (N, *input_shape_)."""
+        return self._validated(X).numpy()
+
+    def error_map(self, X: Any) -> np.ndarray:
+        """Squared reconstruction error of every feature (tables) or pixel (images, clips) in
+        the model's units, (N, *input_shape_): where a sample's score comes from."""
         data = self._validated(X)
+        output = self._forward_prepared(data)[0]
+        return (data.numpy() - output) ** 2
+
+    def _forward(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        output, weights = self._forward_prepared(self._validated(X))
+        return self.to_input_units(output), weights
+
+    @torch.inference_mode()
+    def _forward_prepared(self, data: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """Reconstructions in the model's units and addressing weights of prepared input."""
         self.model_.eval()
         outputs, weights = [], []
         batch = max(self.train_config_.batch_size, 256)
@@ -428,7 +443,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             outputs.append(rec.output.cpu())
             if rec.weights is not None:
                 weights.append(rec.weights.cpu())
-        output = self.to_input_units(torch.cat(outputs).numpy())
+        output = torch.cat(outputs).numpy()
         return output, (torch.cat(weights).numpy() if weights else None)
 
     def reconstruct(self, X: Any) -> np.ndarray:

@@ -152,10 +152,10 @@ class TableEncoder:
                 return ColumnPlan(name, "continuous", log=True, fill=fill)
             if distinct.size == 1:
                 return ColumnPlan(name, "constant", fill=fill)
-            if set(distinct.tolist()) <= {0.0, 1.0}:
+            if distinct.size == 2 and distinct[0] == 0.0 and distinct[1] == 1.0:
                 return ColumnPlan(name, "binary", fill=fill)
             return ColumnPlan(
-                name, "continuous", log=self.log1p == "auto" and _heavy_tailed(numbers), fill=fill
+                name, "continuous", log=self.log1p == "auto" and heavy_tailed(numbers), fill=fill
             )
         text = _as_text(values)
         missing = values.isna().to_numpy()
@@ -410,7 +410,9 @@ def _as_text(values: Any) -> np.ndarray:
     return np.array([str(v) for v in values.tolist()], dtype=object)
 
 
-def _heavy_tailed(x: np.ndarray) -> bool:
+def heavy_tailed(x: np.ndarray) -> bool:
+    """Whether a column goes through log1p under ``log1p="auto"``: non-negative, reaching at
+    least 10 (so rates in [0, 1] stay linear), with a skewness above 2 (bytes, counts)."""
     if x.min() < 0 or x.max() < _LOG_MIN_MAX:
         return False
     u = x / x.max()

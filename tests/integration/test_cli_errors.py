@@ -54,7 +54,10 @@ def files(tmp_path_factory) -> dict[str, str]:
         (["train", "--data", "{data}", "--threshold", "fixed", "--out", "{out}"], "threshold_value"),
         (["train", "--data", "{data}", "--device", "tpu", "--out", "{out}"], "device must be"),
         (["inspect", "{model}", "--data", "{rank3}"], "got 3-D shape"),
-        (["export", "{model}", "--check-data", "{nan}", "--out", "{tmp}/m.onnx"], "column 'x0' has 4 missing value(s)"),
+        (
+            ["export", "{model}", "--check-data", "{nan}", "--out", "{tmp}/m.onnx"],
+            "column 'x0' has 4 missing value(s)",
+        ),
         (
             ["report", "{model}", "--data", "{data}", "--labels", "{rank3}", "--out", "{tmp}"],
             "expected 20 labels",

@@ -102,7 +102,7 @@ def read_data(
         if not path.exists():
             raise FileNotFoundError(f"no data file or folder at {path}")
         suffix = path.suffix.lower()
-        if suffix in tables.SUFFIXES:
+        if suffix in tables.SUFFIXES or tables.is_compressed_text(path):
             return tables.read_table(path, table)
         from memae.io import SUFFIXES as ARRAY_SUFFIXES
         from memae.io import DataFileError, load_array

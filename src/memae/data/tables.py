@@ -12,6 +12,7 @@ to drop. The columns themselves are turned into model inputs by the fitted
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 from memae.data.reader import Dataset, TableOptions
 from memae.io import DataFileError
 
-SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")  # and .csv.gz / .tsv.gz
 _SNIFF_BYTES = 65536
 _SNIFF_ROWS = 50
 _DELIMITERS = ",;\t|"
@@ -33,6 +34,12 @@ def is_frame(obj: Any) -> bool:
 
     pandas = sys.modules.get("pandas")
     return pandas is not None and isinstance(obj, pandas.DataFrame)
+
+
+def is_compressed_text(path: Path) -> bool:
+    """``table.csv.gz`` or ``table.tsv.gz``: a gzip-compressed CSV that pandas reads as it is."""
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    return len(suffixes) == 2 and suffixes[1] == ".gz" and suffixes[0] in (".csv", ".tsv")
 
 
 def read_table(path: Path, options: TableOptions) -> Dataset:
@@ -58,11 +65,14 @@ def read_table(path: Path, options: TableOptions) -> Dataset:
 def _read_csv(path: Path, options: TableOptions) -> Any:
     import pandas as pd
 
+    opener = gzip.open if is_compressed_text(path) else open
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:  # utf-8-sig drops a byte-order mark
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # utf-8-sig drops a byte-order mark
             sample = fh.read(_SNIFF_BYTES)
     except UnicodeDecodeError as err:
         raise DataFileError(f"{path} is not a UTF-8 text table: {err}") from err
+    except (OSError, EOFError) as err:
+        raise DataFileError(f"{path} is not a readable compressed table: {err}") from err
     if not sample.strip():
         raise DataFileError(f"{path} is empty: expected a table with at least one row")
     delimiter = options.delimiter or _sniff_delimiter(sample, path)
@@ -81,7 +91,7 @@ def _read_csv(path: Path, options: TableOptions) -> Any:
             skip_blank_lines=True,
             low_memory=False,
         )
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
         raise DataFileError(f"{path} is not a readable table: {err}") from err
     if not header:
         frame.columns = [f"x{i}" for i in range(frame.shape[1])]
