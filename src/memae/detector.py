@@ -30,7 +30,8 @@ from memae.training import History, fit_model, resolve_device, score
 from memae.validation import as_float_array, check_sample_shape
 
 Preprocessing = Literal["auto", "standard", "robust", "minmax", "none"]
-#: The scaling of continuous table columns under ``preprocessing="auto"`` (docs/TABLES.md).
+#: The scaling of continuous table columns under ``preprocessing="auto"``: standard scored above
+#: robust and min-max on the small tables of ``benchmarks/tables.py`` (docs/TABLES.md).
 TABLE_SCALING = "standard"
 _KIND = "detector"
 
@@ -51,7 +52,11 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         >>> det.save("model.memae"); same = MemAEDetector.load("model.memae")
 
     Parameters mirror :class:`memae.config.ModelConfig` (the network and its variant) and
-    :class:`memae.config.TrainConfig` (the optimisation). Tables go through a
+    :class:`memae.config.TrainConfig` (the optimisation), with two defaults of the detector's
+    own: ``similarity="dot"`` addressing (measured above cosine on the small tables of
+    ``benchmarks/tables.py``, docs/TABLES.md), and ``batch_size``/``epochs`` left ``None`` are
+    chosen by :func:`training_length` (tables: by the number of training rows; images and
+    clips: 64 and 50). Tables go through a
     :class:`memae.preprocessing.TableEncoder` fitted on the training data and stored with the
     model: string columns one-hot (``max_categories`` at most), 0/1 columns kept, continuous
     columns through a signed ``log1p`` where heavy-tailed (``log1p``: "auto", "none" or
@@ -86,7 +91,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         shrink_threshold: float | None = None,
         entropy_weight: float = 0.0002,
         l1_weight: float = 1e-4,
-        similarity: str = "cosine",
+        similarity: str = "dot",
         addressing: str = "auto",
         epochs: int | None = None,
         batch_size: int | None = None,
