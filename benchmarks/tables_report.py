@@ -97,7 +97,15 @@ def render_sweep(record: dict[str, Any], path: str) -> str:
         "",
         _commit(record),
         f"Seeds {record['config']['seeds']}; the suite's tasks and protocol. Each setting changes "
-        "the named parameters of the detector's defaults of that commit.",
+        "the named parameters of the detector's defaults of that commit: "
+        + ", ".join(
+            f"`{k}={record['config']['memae_defaults'].get(k)!r}`"
+            for k in ("similarity", "memory_size", "shrink_threshold", "width", "lr", "epochs", "batch_size")
+        )
+        + f", `TABLE_SCALING={record['config']['memae_defaults'].get('TABLE_SCALING')!r}` "
+        "(`None`: the detector's rule, `memae.detector.training_length`; on these tables 50 epochs "
+        "of 64; `memory_size`/`shrink_threshold` `None`: the backbone's 100 slots, λ = 1/N). "
+        "Mean AUC over the tasks; seconds per task include the process's first fit in the first row.",
         "",
         "| setting | parameters | tuning tasks | check tasks | all | s/task |",
         "|---|---|---:|---:|---:|---:|",
