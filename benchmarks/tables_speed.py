@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--skip-kdd", action="store_true")
+    parser.add_argument("--tables", default="", help="comma-separated small tables (default: all)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -170,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UnseenCategoryWarning)
 
     tables = [t for t in suite.bundled_tables() if t.name != "kddcup"]
+    if args.tables:
+        tables = [t for t in tables if t.name in args.tables.split(",")]
     warm = suite.split(suite.tasks(tables)[0], args.seed)
     for m in methods:  # imports and first calls, untimed
         fit_score(m, warm[0], warm[1], warm[2], args.seed)
