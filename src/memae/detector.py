@@ -53,8 +53,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
 
     Parameters mirror :class:`memae.config.ModelConfig` (the network and its variant) and
     :class:`memae.config.TrainConfig` (the optimisation), with two defaults of the detector's
-    own: ``similarity="dot"`` addressing (measured above cosine on the small tables of
-    ``benchmarks/tables.py``, docs/TABLES.md), and ``batch_size``/``epochs`` left ``None`` are
+    own: ``similarity="dot"`` addressing (within seed noise of cosine on the small tables of
+    ``benchmarks/tables.py``, docs/TABLES.md, and cheaper), and ``batch_size``/``epochs`` left ``None`` are
     chosen by :func:`training_length` (tables: by the number of training rows; images and
     clips: 64 and 50). Tables go through a
     :class:`memae.preprocessing.TableEncoder` fitted on the training data and stored with the
