@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 MIB = 2**20
 #: "No higher than the reference's" allows 0.1 %: bytes of optimiser bookkeeping, not tensors.
@@ -273,7 +276,9 @@ def _table(results: list[dict[str, Any]], suite: str, title: str, unit: str, pea
     return [*rows, ""]
 
 
-def render(records: list[tuple[str, dict[str, Any]]]) -> str:
+def render(
+    records: list[tuple[str, dict[str, Any]]], tables_speed: tuple[str, dict[str, Any]] | None = None
+) -> str:
     parts = [INTRO]
     for path, record in records:
         results = record["results"]
@@ -311,6 +316,15 @@ def render(records: list[tuple[str, dict[str, Any]]]) -> str:
             "net at batch 14, bf16 scoring) and regenerates this page. It has not been run: no "
             "GPU was available to this work.\n"
         )
+    if tables_speed is not None:
+        # the same section benchmarks/tables_report.py writes, between the same markers
+        from tables_report import render_speed
+
+        path, record = tables_speed
+        body = render_speed(record, path).rstrip()
+        parts.append(
+            f"## Tables against PyOD\n\n<!-- tables-speed:start -->\n{body}\n<!-- tables-speed:end -->\n"
+        )
     parts += [*_paths(), SCALE]
     return "\n".join(parts).rstrip() + "\n"
 
@@ -319,12 +333,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("records", nargs="+")
     parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--tables-speed",
+        default="results/tables_speed.json",
+        help="the record of benchmarks/tables_speed.py (its section is left out where it is missing)",
+    )
     args = parser.parse_args(argv)
     records = [(p, json.loads(Path(p).read_text())) for p in args.records if Path(p).exists()]
     if not records:
         raise SystemExit("no benchmark records found")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(render(records))
+    speed = Path(args.tables_speed)
+    tables_speed = (str(speed), json.loads(speed.read_text())) if speed.exists() else None
+    Path(args.out).write_text(render(records, tables_speed))
     return 0
 
 

@@ -32,7 +32,8 @@ from memae.training import History, fit_model, resolve_device, score
 from memae.validation import as_float_array, check_sample_shape
 
 Preprocessing = Literal["auto", "standard", "robust", "minmax", "none"]
-#: The scaling of continuous table columns under ``preprocessing="auto"`` (docs/TABLES.md).
+#: The scaling of continuous table columns under ``preprocessing="auto"``: standard scored above
+#: robust and min-max on the small tables of ``benchmarks/tables.py`` (docs/TABLES.md).
 TABLE_SCALING = "standard"
 _KIND = "detector"
 
@@ -57,7 +58,11 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         >>> det.save("model.memae"); same = MemAEDetector.load("model.memae")
 
     Parameters mirror :class:`memae.config.ModelConfig` (the network and its variant) and
-    :class:`memae.config.TrainConfig` (the optimisation). Tables go through a
+    :class:`memae.config.TrainConfig` (the optimisation), with two defaults of the detector's
+    own: ``similarity="dot"`` addressing (within seed noise of cosine on the small tables of
+    ``benchmarks/tables.py``, docs/TABLES.md, and cheaper), and ``batch_size``/``epochs`` left ``None`` are
+    chosen by :func:`training_length` (tables: by the number of training rows; images and
+    clips: 64 and 50). Tables go through a
     :class:`memae.preprocessing.TableEncoder` fitted on the training data and stored with the
     model: string columns one-hot (``max_categories`` at most), 0/1 columns kept, continuous
     columns through a signed ``log1p`` where heavy-tailed (``log1p``: "auto", "none" or
@@ -93,10 +98,10 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         shrink_threshold: float | None = None,
         entropy_weight: float = 0.0002,
         l1_weight: float = 1e-4,
-        similarity: str = "cosine",
+        similarity: str = "dot",
         addressing: str = "auto",
-        epochs: int = 50,
-        batch_size: int = 64,
+        epochs: int | None = None,
+        batch_size: int | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         schedule: str = "constant",
@@ -162,10 +167,11 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             addressing=self.addressing,  # type: ignore[arg-type]
         )
 
-    def _train_config(self, seed: int) -> TrainConfig:
+    def _train_config(self, seed: int, n_train: int, table: bool) -> TrainConfig:
+        batch_size, epochs = training_length(n_train, table, self.batch_size, self.epochs)
         return TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
+            epochs=epochs,
+            batch_size=batch_size,
             lr=self.lr,
             weight_decay=self.weight_decay,
             schedule=self.schedule,  # type: ignore[arg-type]
@@ -251,7 +257,11 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             seed = int(stored["seed"])
         else:
             seed = int(np.random.default_rng().integers(2**31 - 1))
-        train_config = self._train_config(seed)
+        if X_val is not None:
+            n_train = len(array)
+        else:
+            n_train = len(array) - (round(self.validation_fraction * len(array)) if len(array) > 1 else 0)
+        train_config = self._train_config(seed, n_train, table)
         if table:
             method = self.preprocessing if self.preprocessing != "auto" else TABLE_SCALING
             self.table_: TableEncoder | None = encoder
@@ -430,7 +440,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         return next(self.model_.parameters()).device
 
     def _score_tensor(self, data: torch.Tensor) -> np.ndarray:
-        scores = score(self.model_, data, max(self.batch_size, 256), self._device(), self.score_reduction)
+        batch = max(self.train_config_.batch_size, 256)
+        scores = score(self.model_, data, batch, self._device(), self.score_reduction)
         # A finite input whose error overflows float32 (inf - inf inside the net) is as far
         # from normal as a score gets: +inf, flagged anomalous, never a NaN that compares as normal.
         return np.where(np.isnan(scores), np.inf, scores)
@@ -485,8 +496,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         """Reconstructions in the model's units and addressing weights of prepared input."""
         self.model_.eval()
         outputs, weights = [], []
-        for start in range(0, len(data), max(self.batch_size, 256)):
-            rec = self.model_(data[start : start + max(self.batch_size, 256)].to(self._device()))
+        batch = max(self.train_config_.batch_size, 256)
+        for start in range(0, len(data), batch):
+            rec = self.model_(data[start : start + batch].to(self._device()))
             outputs.append(rec.output.cpu())
             if rec.weights is not None:
                 weights.append(rec.weights.cpu())
@@ -627,8 +639,8 @@ _PARAM_TYPES: tuple[tuple[str, type, bool], ...] = (
     ("shrink_threshold", numbers.Real, True),
     ("entropy_weight", numbers.Real, False),
     ("l1_weight", numbers.Real, False),
-    ("epochs", numbers.Integral, False),
-    ("batch_size", numbers.Integral, False),
+    ("epochs", numbers.Integral, True),
+    ("batch_size", numbers.Integral, True),
     ("lr", numbers.Real, False),
     ("weight_decay", numbers.Real, False),
     ("validation_fraction", numbers.Real, False),
@@ -651,6 +663,39 @@ _STR_PARAMS = (
     "threshold",
     "device",
 )
+#: Tables without ``batch_size``/``epochs``: the batch grows with the data (``n / TABLE_BATCHES``
+#: rows, a power of two within ``TABLE_BATCH_RANGE``) and training runs about ``TABLE_STEPS``
+#: optimiser steps, within ``TABLE_EPOCH_RANGE`` epochs. Up to ~1,300 rows this is 50 epochs
+#: of 64 (more or fewer steps did not score better on the small tables of
+#: ``benchmarks/tables.py``); 40,000 rows take 25 epochs of 1,024 (1,000 steps) instead of
+#: 50 of 64 (31,250 steps), 100,000 rows 10 epochs (docs/TABLES.md has the measurements).
+TABLE_BATCHES = 16
+TABLE_BATCH_RANGE = (64, 1024)
+TABLE_STEPS = 1000
+TABLE_EPOCH_RANGE = (10, 50)
+#: Images and clips without ``batch_size``/``epochs``.
+DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS = 64, 50
+
+
+def training_length(
+    n_train: int, table: bool, batch_size: int | None = None, epochs: int | None = None
+) -> tuple[int, int]:
+    """``(batch_size, epochs)``: those given, and for those left ``None`` the defaults for
+    ``n_train`` training samples (tables: by the data's size; images and clips: 64 and 50)."""
+    if batch_size is None:
+        if table:
+            low, high = TABLE_BATCH_RANGE
+            batch_size = int(min(high, max(low, 2 ** round(np.log2(max(n_train, 1) / TABLE_BATCHES)))))
+        else:
+            batch_size = DEFAULT_BATCH_SIZE
+    if epochs is None:
+        if table:
+            steps_per_epoch = -(-max(n_train, 1) // batch_size)
+            low, high = TABLE_EPOCH_RANGE
+            epochs = int(min(high, max(low, round(TABLE_STEPS / steps_per_epoch))))
+        else:
+            epochs = DEFAULT_EPOCHS
+    return batch_size, epochs
 
 
 def _check_batch_norm_batches(model: MemAE, config: ModelConfig, n_train: int, batch_size: int) -> None:

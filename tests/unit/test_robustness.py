@@ -202,8 +202,8 @@ def test_one_by_one_encoding_with_a_batch_of_one_is_named() -> None:
 @pytest.mark.parametrize(
     "params, error, message",
     [
-        ({"epochs": 1.5}, TypeError, r"epochs must be an integer, got 1.5 \(float\)"),
-        ({"batch_size": "8"}, TypeError, r"batch_size must be an integer, got '8' \(str\)"),
+        ({"epochs": 1.5}, TypeError, r"epochs must be an integer or None, got 1.5 \(float\)"),
+        ({"batch_size": "8"}, TypeError, r"batch_size must be an integer or None, got '8' \(str\)"),
         ({"random_state": "a"}, TypeError, "random_state must be an integer or None"),
         ({"lr": None}, TypeError, "lr must be a number, got None"),
         ({"memory_size": True}, TypeError, "memory_size must be an integer or None, got True"),
