@@ -48,7 +48,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         >>> det.save("model.memae"); same = MemAEDetector.load("model.memae")
 
     Parameters mirror :class:`memae.config.ModelConfig` (the network and its variant) and
-    :class:`memae.config.TrainConfig` (the optimisation); ``preprocessing`` scales each
+    :class:`memae.config.TrainConfig` (the optimisation; ``weight_init="authors"`` is the
+    authors' initialisation, see ``ModelConfig``); ``preprocessing`` scales each
     feature ("auto": standardise tabular data, leave images and clips alone),
     ``score_reduction`` picks the per-sample error ("mse", or "l2" over channels as the
     authors' video code does); ``channels_last`` trains conv nets on channels-last
@@ -80,6 +81,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         l1_weight: float = 1e-4,
         similarity: str = "cosine",
         addressing: str = "auto",
+        weight_init: str = "torch",
         epochs: int = 50,
         batch_size: int = 64,
         lr: float = 1e-3,
@@ -107,6 +109,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         self.l1_weight = l1_weight
         self.similarity = similarity
         self.addressing = addressing
+        self.weight_init = weight_init
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -139,6 +142,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             l1_weight=self.l1_weight,
             similarity=self.similarity,
             addressing=self.addressing,  # type: ignore[arg-type]
+            weight_init=self.weight_init,  # type: ignore[arg-type]
         )
 
     def _train_config(self, seed: int) -> TrainConfig:
