@@ -58,6 +58,17 @@ def test_paper_text_mnist_net_is_the_layers_the_text_gives() -> None:
     assert sizes == [28, 14, 7, 4, 7, 14, 28]
 
 
+def test_conv_net_refuses_a_decoder_that_cannot_restore_the_input() -> None:
+    from memae.nn.backbones import conv_net
+
+    with pytest.raises(ValueError, match="ending in 1 channels"):
+        conv_net((1, 28, 28), [(3, 2, 8), (3, 2, 16)], [(3, 2, 8), (3, 2, 3)], torch.nn.ReLU)
+    with pytest.raises(ValueError, match="needs 2 layers"):
+        conv_net((1, 28, 28), [(3, 2, 8), (3, 2, 16)], [(3, 2, 1)], torch.nn.ReLU)
+    with pytest.raises(ValueError, match="cannot mirror"):  # a stride-2 layer cannot undo stride 4
+        conv_net((1, 28, 28), [(3, 4, 8)], [(3, 2, 1)], torch.nn.ReLU)
+
+
 def test_authors_init_draws_the_authors_statistics() -> None:
     torch.manual_seed(0)
     model, config = build_model(ModelConfig((3, 32, 32), backbone="cifar10", weight_init="authors"))
