@@ -48,8 +48,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         >>> det.save("model.memae"); same = MemAEDetector.load("model.memae")
 
     Parameters mirror :class:`memae.config.ModelConfig` (the network and its variant) and
-    :class:`memae.config.TrainConfig` (the optimisation; ``weight_init="authors"`` is the
-    authors' initialisation, see ``ModelConfig``); ``preprocessing`` scales each
+    :class:`memae.config.TrainConfig` (the optimisation); ``preprocessing`` scales each
     feature ("auto": standardise tabular data, leave images and clips alone),
     ``score_reduction`` picks the per-sample error ("mse", or "l2" over channels as the
     authors' video code does); ``channels_last`` trains conv nets on channels-last
