@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import numbers
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,9 +17,10 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch.utils.data import TensorDataset
 
-from memae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from memae.checkpoint import CheckpointError, build_checked, load_checkpoint, save_checkpoint
 from memae.config import ModelConfig, TrainConfig, config_from_dict
 from memae.nn.model import MemAE, build_model
+from memae.preprocessing import TableEncoder, apply_scaling, fit_scaling
 from memae.resume import TrainingCheckpointer, read_fingerprint
 from memae.thresholds import (
     check_threshold_params,
@@ -28,7 +31,9 @@ from memae.thresholds import (
 from memae.training import History, fit_model, resolve_device, score
 from memae.validation import as_float_array, check_sample_shape
 
-Preprocessing = Literal["auto", "standard", "minmax", "none"]
+Preprocessing = Literal["auto", "standard", "robust", "minmax", "none"]
+#: The scaling of continuous table columns under ``preprocessing="auto"`` (docs/TABLES.md).
+TABLE_SCALING = "standard"
 _KIND = "detector"
 
 
@@ -39,8 +44,12 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     ``decision_function(X)`` gives anomaly scores (higher = more anomalous, the
     reconstruction error) and ``predict(X)`` gives 0 (normal) / 1 (anomaly) by the
     threshold ``threshold_`` learnt from normal data (see ``threshold`` below).
-    ``X`` is a 2-D array (tabular), (N, C, H, W) images or (N, C, T, H, W) clips, as a numpy
-    array or a torch tensor.
+    ``X`` is a table (a pandas DataFrame, or a 2-D array), (N, C, H, W) images or
+    (N, C, T, H, W) clips, as a numpy array or a torch tensor. Images and clips of ``uint8`` /
+    ``uint16`` pixels are scaled to [0, 1] by their type's largest value
+    (``preprocessing="auto"``; the scale is kept in the checkpoint): a model fitted on such
+    pixels takes the same type again, another integer type rescaled to it, or floats in the
+    training type's units (0..255 for ``uint8``).
 
     Example:
         >>> det = MemAEDetector(epochs=5, random_state=0).fit(X_train)
@@ -48,8 +57,14 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         >>> det.save("model.memae"); same = MemAEDetector.load("model.memae")
 
     Parameters mirror :class:`memae.config.ModelConfig` (the network and its variant) and
-    :class:`memae.config.TrainConfig` (the optimisation); ``preprocessing`` scales each
-    feature ("auto": standardise tabular data, leave images and clips alone),
+    :class:`memae.config.TrainConfig` (the optimisation). Tables go through a
+    :class:`memae.preprocessing.TableEncoder` fitted on the training data and stored with the
+    model: string columns one-hot (``max_categories`` at most), 0/1 columns kept, continuous
+    columns through a signed ``log1p`` where heavy-tailed (``log1p``: "auto", "none" or
+    column names) and scaled by ``preprocessing`` ("auto" = ``TABLE_SCALING`` for tables,
+    integer pixels to [0, 1] for images, nothing for float images and clips; "standard",
+    "robust", "minmax", "none"); missing values are an error naming the column unless
+    ``impute="median"``. Columns are matched by name.
     ``score_reduction`` picks the per-sample error ("mse", or "l2" over channels as the
     authors' video code does); ``channels_last`` trains conv nets on channels-last
     activations (faster for some backbones on CPU, see ``docs/PERFORMANCE.md``; the same
@@ -88,6 +103,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         schedule: str = "constant",
         validation_fraction: float = 0.1,
         preprocessing: Preprocessing = "auto",
+        log1p: str | list[str] = "auto",
+        max_categories: int = 100,
+        impute: str | None = None,
         score_reduction: str = "mse",
         contamination: float = 0.1,
         threshold: str = "percentile",
@@ -116,6 +134,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         self.schedule = schedule
         self.validation_fraction = validation_fraction
         self.preprocessing = preprocessing
+        self.log1p = log1p
+        self.max_categories = max_categories
+        self.impute = impute
         self.score_reduction = score_reduction
         self.contamination = contamination
         self.threshold = threshold
@@ -170,12 +191,21 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                     f"{name} must be {expected}{' or None' if optional else ''}, "
                     f"got {value!r} ({type(value).__name__})"
                 )
+            if isinstance(value, numbers.Integral) and abs(value) >= 1 << 62:
+                raise ValueError(f"{name} must lie below 2**62, got {value!r}")
+            if not isinstance(value, numbers.Integral) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        for name in _STR_PARAMS:
+            if not isinstance(getattr(self, name), str):
+                value = getattr(self, name)
+                raise TypeError(f"{name} must be a string, got {value!r} ({type(value).__name__})")
         check_threshold_params(
             self.threshold, self.threshold_percentile, self.contamination, self.threshold_value
         )
-        if self.preprocessing not in ("auto", "standard", "minmax", "none"):
+        if self.preprocessing not in ("auto", "standard", "robust", "minmax", "none"):
             raise ValueError(
-                f"preprocessing must be 'auto', 'standard', 'minmax' or 'none', got {self.preprocessing!r}"
+                "preprocessing must be 'auto', 'standard', 'robust', 'minmax' or 'none', "
+                f"got {self.preprocessing!r}"
             )
         for flag in ("channels_last", "compile"):
             if not isinstance(getattr(self, flag), bool):
@@ -204,7 +234,12 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         data and parameters are required), otherwise an old state there is discarded.
         """
         self._check_params()
-        array = as_float_array(X)
+        table = _is_table(X)
+        if table:
+            encoder = TableEncoder(log1p=self.log1p, max_categories=self.max_categories, impute=self.impute)
+            array = encoder.fit(X).encode(X)
+        else:
+            array = as_float_array(X)
         shape = tuple(int(s) for s in array.shape[1:])
         if self.score_reduction == "l2" and array.ndim == 2:
             raise ValueError(
@@ -220,18 +255,39 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         else:
             seed = int(np.random.default_rng().integers(2**31 - 1))
         train_config = self._train_config(seed)
-        method = (
-            self.preprocessing
-            if self.preprocessing != "auto"
-            else ("standard" if array.ndim == 2 else "none")
-        )
-        self.offset_, self.scale_ = _fit_scaling(array, method)
+        if table:
+            method = self.preprocessing if self.preprocessing != "auto" else TABLE_SCALING
+            self.table_: TableEncoder | None = encoder
+            self.log_mask_: np.ndarray | None = encoder.log_mask_
+            self.offset_, self.scale_ = fit_scaling(
+                array, encoder.continuous_mask_, encoder.log_mask_, method
+            )
+            if encoder.named_:
+                self.feature_names_in_ = encoder.feature_names_in_
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            pixel_max = _pixel_max(X) if array.ndim in (4, 5) else None
+            method = (
+                self.preprocessing if self.preprocessing != "auto" else ("pixels" if pixel_max else "none")
+            )
+            if method == "robust":
+                raise ValueError(
+                    "preprocessing='robust' is for tables; images and clips take 'none' or 'minmax'"
+                )
+            self.table_, self.log_mask_ = None, None
+            self.offset_, self.scale_ = _fit_scaling(array, method, pixel_max)
         self.preprocessing_ = method
+        self.pixel_dtype_ = _PIXEL_DTYPES.get(pixel_max) if method == "pixels" else None
         data = self._transform(array)
+        self.input_range_ = _value_range(data) if array.ndim in (4, 5) else None
 
         if X_val is not None:
-            val_array = as_float_array(X_val, "X_val")
-            check_sample_shape(val_array, shape, "X_val")
+            if table:
+                val_array = encoder.encode(X_val, "X_val")
+            else:
+                val_array = as_float_array(X_val, "X_val")
+                check_sample_shape(val_array, shape, "X_val")
             train_data, val_data = data, self._transform(val_array)
         else:
             order = np.random.default_rng(seed).permutation(len(data))
@@ -263,8 +319,8 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         self.train_config_ = train_config
         self.history_: History = history
         self.input_shape_ = shape
-        if array.ndim == 2:
-            self.n_features_in_ = shape[0]
+        if table:
+            self.n_features_in_ = encoder.n_features_in_
         self.decision_scores_ = self._score_tensor(data)
         self.validation_scores_ = self._score_tensor(val_data) if len(val_data) else np.zeros(0)
         if not np.isfinite(self.decision_scores_).all():
@@ -317,13 +373,61 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     # --- scoring ------------------------------------------------------------------------
 
     def _transform(self, array: np.ndarray) -> torch.Tensor:
+        """Encoded samples -> the model's input (log where learnt, offset and scale)."""
+        if self.table_ is not None:
+            return torch.from_numpy(apply_scaling(array, self.log_mask_, self.offset_, self.scale_))
         return torch.from_numpy((array - self.offset_) / self.scale_).float()
 
     def _validated(self, X: Any) -> torch.Tensor:
         check_is_fitted(self, "model_")
+        if self.table_ is not None:
+            return self._transform(self.table_.encode(X))
         array = as_float_array(X)
+        _check_channels(array, self.input_shape_)
         check_sample_shape(array, self.input_shape_)
-        return self._transform(array)
+        if array.ndim in (4, 5):
+            array = _in_pixel_units(array, _pixel_max(X), getattr(self, "pixel_dtype_", None))
+        data = self._transform(array)
+        self._warn_outside_range(data, integer=_pixel_max(X) is not None)
+        return data
+
+    def _warn_outside_range(self, data: torch.Tensor, integer: bool) -> None:
+        """Warn when images reach far beyond the values the model was trained on (more than
+        ``_FAR`` times the training range's width past either end: anomalies may be brighter,
+        pixels in another unit are far off), or when float pixels look like [0, 1] values given
+        to a model trained on integer pixels."""
+        trained = getattr(self, "input_range_", None)
+        if trained is None or data.ndim not in (4, 5):
+            return
+        low, high = trained
+        width = max(high - low, 1e-12)
+        got_low, got_high = _value_range(data)
+        unit = f"the detector's units after its {self.preprocessing_!r} preprocessing"
+        if got_low < low - _FAR * width or got_high > high + _FAR * width:
+            warnings.warn(
+                f"images with values in [{got_low:.4g}, {got_high:.4g}] ({unit}) lie far outside the "
+                f"training range [{low:.4g}, {high:.4g}]: are they scaled as the training images were?",
+                UserWarning,
+                stacklevel=4,
+            )
+        elif self.pixel_dtype_ and not integer and got_high - got_low <= width / 100:
+            top = _PIXEL_MAX[self.pixel_dtype_]
+            warnings.warn(
+                f"float images spanning [{got_low * top:.4g}, {got_high * top:.4g}] given to a detector "
+                f"trained on {self.pixel_dtype_} pixels (0..{top:g}): pass {self.pixel_dtype_} images, "
+                f"or floats in 0..{top:g}",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def to_input_units(self, model_units: np.ndarray) -> np.ndarray:
+        """Undo the scaling (and the log) of the model's input: reconstructions and decoded
+        memory slots in the units of the encoded input (tables: one-hot and raw values)."""
+        check_is_fitted(self, "model_")
+        x = np.asarray(model_units, dtype=np.float64) * self.scale_ + self.offset_
+        if self.log_mask_ is not None and self.log_mask_.any():
+            x = np.where(self.log_mask_, np.sign(x) * np.expm1(np.abs(x)), x)
+        return x
 
     def _device(self) -> torch.device:
         return next(self.model_.parameters()).device
@@ -364,9 +468,24 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"method must be 'linear' or 'ecdf', got {method!r}")
         return np.column_stack([1.0 - anomalous, anomalous])
 
-    @torch.inference_mode()
-    def _forward(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    def transform(self, X: Any) -> np.ndarray:
+        """``X`` after the fitted preprocessing: the model's input, float32 (N, *input_shape_)."""
+        return self._validated(X).numpy()
+
+    def error_map(self, X: Any) -> np.ndarray:
+        """Squared reconstruction error of every feature (tables) or pixel (images, clips) in
+        the model's units, (N, *input_shape_): where a sample's score comes from."""
         data = self._validated(X)
+        output = self._forward_prepared(data)[0]
+        return (data.numpy() - output) ** 2
+
+    def _forward(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        output, weights = self._forward_prepared(self._validated(X))
+        return self.to_input_units(output), weights
+
+    @torch.inference_mode()
+    def _forward_prepared(self, data: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """Reconstructions in the model's units and addressing weights of prepared input."""
         self.model_.eval()
         outputs, weights = [], []
         for start in range(0, len(data), max(self.batch_size, 256)):
@@ -374,11 +493,24 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             outputs.append(rec.output.cpu())
             if rec.weights is not None:
                 weights.append(rec.weights.cpu())
-        output = torch.cat(outputs).numpy() * self.scale_ + self.offset_
+        output = torch.cat(outputs).numpy()
         return output, (torch.cat(weights).numpy() if weights else None)
 
+    def anomaly_maps(self, X: Any) -> np.ndarray:
+        """Per-pixel anomaly maps of (N, C, H, W) images: :meth:`error_map` averaged over
+        channels, (N, 1, H, W). With ``score_reduction="mse"`` a sample's score is the mean of
+        its map."""
+        check_is_fitted(self, "model_")
+        if len(self.input_shape_) != 3:
+            raise ValueError(
+                f"anomaly maps are made for (N, C, H, W) images; the detector takes samples of shape "
+                f"{tuple(self.input_shape_)}"
+            )
+        return self.error_map(X).mean(axis=1, keepdims=True)
+
     def reconstruct(self, X: Any) -> np.ndarray:
-        """Reconstructions of ``X`` in the input's units (preprocessing undone)."""
+        """Reconstructions of ``X`` in the input's units (scaling and log undone; a table's
+        categorical columns stay one-hot, in the order of ``table_.feature_names_out_``)."""
         return self._forward(X)[0]
 
     def addressing_weights(self, X: Any) -> np.ndarray:
@@ -397,8 +529,12 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         """Write a safe checkpoint (safetensors + JSON) that :meth:`load` restores exactly."""
         check_is_fitted(self, "model_")
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
-        tensors["scoring.offset"] = torch.from_numpy(np.asarray(self.offset_, dtype=np.float32))
-        tensors["scoring.scale"] = torch.from_numpy(np.asarray(self.scale_, dtype=np.float32))
+        # a table's statistics stay float64 (a 1e20 fill value must not overflow them)
+        dtype = np.float64 if self.table_ is not None else np.float32
+        tensors["scoring.offset"] = torch.from_numpy(np.asarray(self.offset_, dtype=dtype))
+        tensors["scoring.scale"] = torch.from_numpy(np.asarray(self.scale_, dtype=dtype))
+        if self.log_mask_ is not None:
+            tensors["scoring.log_mask"] = torch.from_numpy(self.log_mask_.astype(np.uint8))
         tensors["scoring.train_scores"] = torch.from_numpy(self.decision_scores_.astype(np.float64))
         tensors["scoring.validation_scores"] = torch.from_numpy(self.validation_scores_.astype(np.float64))
         metadata = {
@@ -412,8 +548,12 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                 "threshold_source": self.threshold_source_,
                 "preprocessing": self.preprocessing_,
                 "reduction": self.score_reduction,
+                "pixel_dtype": self.pixel_dtype_,
+                "input_range": None if self.input_range_ is None else list(self.input_range_),
             },
         }
+        if self.table_ is not None:
+            metadata["table"] = self.table_.to_dict()
         return save_checkpoint(path, tensors, metadata)
 
     @classmethod
@@ -426,7 +566,9 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             detector = cls(**meta["params"])
             model_config = config_from_dict(ModelConfig, meta["model_config"])
             train_config = config_from_dict(TrainConfig, meta["train_config"])
-            model, resolved = build_model(model_config)
+            model, resolved = build_checked(
+                path, lambda: build_model(model_config), tensors, model_config.input_shape
+            )
             state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
             model.load_state_dict(state, strict=True)
             offset = tensors["scoring.offset"].numpy()
@@ -434,21 +576,49 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             scores = tensors["scoring.train_scores"].numpy()
             val_scores = tensors.get("scoring.validation_scores", torch.zeros(0, dtype=torch.float64)).numpy()
             scoring = meta["scoring"]
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise CheckpointError(f"{path} does not match this memae's detector: {err}") from err
+            preprocessing = scoring["preprocessing"]
+            threshold = float(scoring["threshold"])
+            threshold_source = str(scoring.get("threshold_source", "training"))
+            history = History(**meta.get("history", {}))
+            pixel_dtype = scoring.get("pixel_dtype")
+            if pixel_dtype not in (None, *_PIXEL_MAX):
+                raise ValueError(f"unknown pixel type {pixel_dtype!r}, expected one of {sorted(_PIXEL_MAX)}")
+            trained_range = scoring.get("input_range")
+            input_range = None if trained_range is None else tuple(float(v) for v in trained_range)
+            if input_range is not None and len(input_range) != 2:
+                raise ValueError(f"input_range must be [low, high], got {trained_range!r}")
+            table = TableEncoder.from_dict(meta["table"]) if "table" in meta else None
+            log_mask = tensors["scoring.log_mask"].numpy().astype(bool) if table is not None else None
+            if table is not None and not (
+                len(table.feature_names_out_) == len(offset) == len(scale) == len(log_mask)
+                and tuple(model_config.input_shape) == (len(offset),)
+            ):
+                raise ValueError("the table preprocessing does not match the model's input size")
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as err:
+            what = f"lacks the field {err}" if isinstance(err, KeyError) else f"does not match: {err}"
+            raise CheckpointError(f"{path} {what} (this memae's detector checkpoint)") from err
         detector.model_ = model.to(resolve_device(device))
         detector.model_config_ = resolved
         detector.train_config_ = train_config
-        detector.history_ = History(**meta.get("history", {}))
+        detector.history_ = history
         detector.input_shape_ = tuple(model_config.input_shape)
-        if len(detector.input_shape_) == 1:
+        detector.table_, detector.log_mask_ = table, log_mask
+        if table is not None:
+            detector.n_features_in_ = table.n_features_in_
+            if table.named_:
+                detector.feature_names_in_ = table.feature_names_in_
+        elif len(detector.input_shape_) == 1:
             detector.n_features_in_ = detector.input_shape_[0]
         detector.offset_, detector.scale_ = offset, scale
-        detector.preprocessing_ = scoring["preprocessing"]
+        detector.preprocessing_ = preprocessing
+        detector.pixel_dtype_ = pixel_dtype
+        detector.input_range_ = input_range
         detector.decision_scores_ = scores
         detector.validation_scores_ = val_scores
-        detector.threshold_ = float(scoring["threshold"])
-        detector.threshold_source_ = str(scoring.get("threshold_source", "training"))
+        detector.threshold_ = threshold
+        detector.threshold_source_ = threshold_source
         detector.labels_ = detector.labels_from_scores(scores)
         return detector
 
@@ -465,10 +635,24 @@ _PARAM_TYPES: tuple[tuple[str, type, bool], ...] = (
     ("lr", numbers.Real, False),
     ("weight_decay", numbers.Real, False),
     ("validation_fraction", numbers.Real, False),
+    ("max_categories", numbers.Integral, False),
     ("contamination", numbers.Real, False),
     ("threshold_percentile", numbers.Real, False),
     ("threshold_value", numbers.Real, True),
     ("random_state", numbers.Integral, True),
+)
+
+
+#: parameters that name a choice: a list or number there is refused before any lookup.
+_STR_PARAMS = (
+    "variant",
+    "backbone",
+    "similarity",
+    "addressing",
+    "schedule",
+    "score_reduction",
+    "threshold",
+    "device",
 )
 
 
@@ -487,14 +671,78 @@ def _check_batch_norm_batches(model: MemAE, config: ModelConfig, n_train: int, b
         )
 
 
-def _fit_scaling(array: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature offset and scale; constant features get scale 1."""
+def _fit_scaling(
+    array: np.ndarray, method: str, pixel_max: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature offset and scale; constant features get scale 1; ``"pixels"`` divides by
+    the largest value of the pixel type (``pixel_max``)."""
     shape = array.shape[1:]
     if method == "none":
         return np.zeros(shape, np.float32), np.ones(shape, np.float32)
+    if method == "pixels":
+        if pixel_max is None:
+            raise ValueError("pixel scaling needs images of uint8 or uint16 pixels")
+        return np.zeros(shape, np.float32), np.full(shape, pixel_max, np.float32)
     if method == "standard":
         offset, spread = array.mean(axis=0), array.std(axis=0)
     else:
         offset, spread = array.min(axis=0), array.max(axis=0) - array.min(axis=0)
     scale = np.where(spread > 1e-12, spread, 1.0)
     return offset.astype(np.float32), scale.astype(np.float32)
+
+
+def _is_table(X: Any) -> bool:
+    """A pandas DataFrame, or anything 2-D (rows of features): the table path."""
+    from memae.data.tables import is_frame
+
+    if is_frame(X):
+        return True
+    ndim = getattr(X, "ndim", None)
+    if ndim is None:
+        try:
+            ndim = np.asarray(X, dtype=object).ndim
+        except ValueError:
+            return False
+    return ndim == 2
+
+
+# --- pixel scaling for images of integer pixels -------------------------------------------
+
+#: How many training-range widths past its ends scoring data must reach to be warned about.
+_FAR = 10.0
+#: The integer pixel types scaled by their largest value, and back.
+_PIXEL_MAX: dict[str, float] = {"uint8": 255.0, "uint16": 65535.0}
+_PIXEL_DTYPES: dict[float | None, str] = {v: k for k, v in _PIXEL_MAX.items()}
+
+
+def _pixel_max(X: Any) -> float | None:
+    """The largest value of ``X``'s pixel type when it is ``uint8`` / ``uint16`` (numpy or torch)."""
+    dtype = getattr(X, "dtype", None)
+    name = str(dtype).removeprefix("torch.") if dtype is not None else str(np.asarray(X).dtype)
+    return _PIXEL_MAX.get(name)
+
+
+def _in_pixel_units(array: np.ndarray, pixel_max: float | None, trained_dtype: str | None) -> np.ndarray:
+    """Images in the units the model was fitted in: integer pixels of another type are
+    rescaled to the training type (``uint16`` to a ``uint8`` model: x * 255 / 65535), integer
+    pixels given to a model fitted on floats are brought to [0, 1]."""
+    if pixel_max is None:
+        return array
+    target = _PIXEL_MAX[trained_dtype] if trained_dtype else 1.0
+    return array if target == pixel_max else array * np.float32(target / pixel_max)
+
+
+def _value_range(data: torch.Tensor | np.ndarray) -> tuple[float, float]:
+    return float(data.min()), float(data.max())
+
+
+def _check_channels(array: np.ndarray, input_shape: tuple[int, ...]) -> None:
+    """A clear error for images or clips of the training size with another channel count (other
+    differences get :func:`memae.validation.check_sample_shape`'s message)."""
+    same_size = array.ndim == len(input_shape) + 1 and tuple(array.shape[2:]) == tuple(input_shape[1:])
+    if len(input_shape) in (3, 4) and same_size and array.shape[1] != input_shape[0]:
+        raise ValueError(
+            f"the detector was trained on {input_shape[0]}-channel images of shape (N, "
+            f"{', '.join(map(str, input_shape))}), got {array.shape[1]}-channel images of shape "
+            f"{array.shape}: convert them to {input_shape[0]} channel(s) (--channels {input_shape[0]})"
+        )

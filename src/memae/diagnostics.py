@@ -169,18 +169,16 @@ def inspect_memory(detector: Any, X: Any, batch_size: int = 256) -> MemoryReport
         >>> report = inspect_memory(detector, X_train)
         >>> print(report.summary()); report.warnings
     """
-    from memae.validation import as_float_array, check_sample_shape
-
     memory = _memory(detector)
-    array = as_float_array(X)
-    check_sample_shape(array, detector.input_shape_)
+    data = detector._validated(X)  # checked and preprocessed once: tables, images and clips alike
 
     def rows() -> Iterable[np.ndarray]:
-        for start in range(0, len(array), batch_size):
-            weights = detector.addressing_weights(array[start : start + batch_size])
+        for start in range(0, len(data), batch_size):
+            weights = detector._forward_prepared(data[start : start + batch_size])[1]
+            assert weights is not None  # _memory() refused the memory-less variants
             yield np.moveaxis(weights, 1, -1).reshape(-1, memory.num_slots)
 
-    return summarize_weights(rows(), memory.num_slots, memory.shrink_threshold, n_samples=len(array))
+    return summarize_weights(rows(), memory.num_slots, memory.shrink_threshold, n_samples=len(data))
 
 
 def decode_slots(detector: Any, slots: Any = None) -> np.ndarray:
@@ -199,7 +197,7 @@ def decode_slots(detector: Any, slots: Any = None) -> np.ndarray:
         raise ValueError(f"slot indices must lie in [0, {memory.num_slots}), got {index.tolist()}")
     detector.model_.eval()
     decoded = detector.model_.decode_slots(index.to(memory.memory.device)).cpu().numpy()
-    return decoded * detector.scale_ + detector.offset_
+    return detector.to_input_units(decoded)
 
 
 def slots_figure(detector: Any, report: MemoryReport, path: str | os.PathLike[str], k: int = 16) -> Path:

@@ -2,8 +2,11 @@
 
 The exported graph takes raw samples (the detector's input units, float32, any batch size)
 and does everything :meth:`memae.MemAEDetector.decision_function` does: the
-preprocessing (offset and scale), the network in eval mode and the per-sample
-reconstruction error. Its outputs are ``score`` (N,) — higher = more anomalous — and, on
+preprocessing (the log of heavy-tailed table columns, offset and scale), the network in eval
+mode and the per-sample reconstruction error. A table model with string columns takes their
+one-hot encoding: the JSON beside the graph lists every input feature and the categories of
+each string column in order (``TableEncoder.encode`` builds that input in Python). Its
+outputs are ``score`` (N,) — higher = more anomalous — and, on
 request, ``reconstruction`` (N, *sample) in input units. A JSON file beside the model holds
 the threshold rule, the calibration scores and the metadata, and records the largest
 relative difference between the exported model's scores and the detector's on check data:
@@ -50,20 +53,35 @@ class ScoringGraph(nn.Module):
         scale: np.ndarray,
         reduction: str,
         with_reconstruction: bool = False,
+        log_mask: np.ndarray | None = None,
+        clip: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float32).unsqueeze(0))
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).unsqueeze(0))
+        self.has_log = log_mask is not None and bool(np.any(log_mask))
+        if self.has_log:
+            self.register_buffer("log_mask", torch.as_tensor(np.asarray(log_mask, dtype=bool)).unsqueeze(0))
+        self.clip = clip
         self.reduction = reduction
         self.with_reconstruction = with_reconstruction
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if self.has_log:
+            x = torch.where(self.log_mask, torch.sign(x) * torch.log1p(torch.abs(x)), x)
         z = (x - self.offset) / self.scale
+        if self.clip is not None:
+            z = torch.clamp(z, -self.clip, self.clip)
         output = self.model(z).output
         score = reconstruction_error(z, output, self.reduction)
         if self.with_reconstruction:
-            return score, output * self.scale + self.offset
+            rebuilt = output * self.scale + self.offset
+            if self.has_log:
+                rebuilt = torch.where(
+                    self.log_mask, torch.sign(rebuilt) * torch.expm1(torch.abs(rebuilt)), rebuilt
+                )
+            return score, rebuilt
         return score
 
 
@@ -84,8 +102,17 @@ def scoring_graph(detector: Any, with_reconstruction: bool = False) -> ScoringGr
 
     check_is_fitted(detector, "model_")
     model = copy.deepcopy(detector.model_).cpu().eval()
+    from memae.preprocessing import CLIP
+
+    table = getattr(detector, "table_", None) is not None
     graph = ScoringGraph(
-        model, detector.offset_, detector.scale_, detector.score_reduction, with_reconstruction
+        model,
+        detector.offset_,
+        detector.scale_,
+        detector.score_reduction,
+        with_reconstruction,
+        log_mask=detector.log_mask_ if table else None,
+        clip=CLIP if table else None,
     )
     return graph.eval()
 
@@ -101,9 +128,28 @@ def max_relative_difference(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 def check_inputs(detector: Any, n: int = 8, seed: int = 0) -> np.ndarray:
-    """Synthetic check samples in the detector's input units: ``offset + scale * N(0, 1)``."""
-    noise = np.random.default_rng(seed).standard_normal((n, *detector.input_shape_)).astype(np.float32)
-    return (detector.offset_ + detector.scale_ * noise).astype(np.float32)
+    """Synthetic check samples in the graph's input units: ``N(0, 1)`` in the model's units
+    taken back through the scaling (``offset + scale * noise``, and the log undone)."""
+    noise = np.random.default_rng(seed).standard_normal((n, *detector.input_shape_))
+    return detector.to_input_units(noise).astype(np.float32)
+
+
+def _graph_input(detector: Any, data: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Check data as the graph's input (a table encoded) and the detector's scores of it."""
+    from memae.validation import as_float_array, check_sample_shape
+
+    if getattr(detector, "table_", None) is not None:
+        encoded = detector.table_.encode(data, "check data")
+        return encoded.astype(np.float32), detector.decision_function(data)
+    check = as_float_array(data, "check data")
+    check_sample_shape(check, detector.input_shape_, "check data")
+    return check, detector.decision_function(check)
+
+
+def _scores_of_graph_input(detector: Any, x: np.ndarray) -> np.ndarray:
+    if getattr(detector, "table_", None) is not None:
+        return detector._score_tensor(detector._transform(x.astype(np.float64)))
+    return detector.decision_function(x)
 
 
 def export_detector(
@@ -124,15 +170,12 @@ def export_detector(
     """
     if format not in FORMATS:
         raise ExportError(f"format must be one of {FORMATS}, got {format!r}")
-    from memae.validation import as_float_array, check_sample_shape
-
     graph = scoring_graph(detector, reconstruction)
     if check_data is None:
         check = check_inputs(detector)
+        expected = _scores_of_graph_input(detector, check)
     else:
-        check = as_float_array(check_data, "check data")
-        check_sample_shape(check, detector.input_shape_, "check data")
-    expected = detector.decision_function(check)
+        check, expected = _graph_input(detector, check_data)
     example = torch.from_numpy(check_inputs(detector, n=2, seed=1))
     path = Path(path)
     measured: dict[str, float] = {}
@@ -175,7 +218,7 @@ def export_metadata(detector: Any, format: str, reconstruction: bool, opset: int
         "format": format,
         "opset": opset,
         "memae_version": __version__,
-        "input": {"name": "x", "dtype": "float32", "shape": ["batch", *detector.input_shape_]},
+        "input": _input_metadata(detector),
         "outputs": ["score", "reconstruction"] if reconstruction else ["score"],
         "score": (
             f"per-sample reconstruction error ({detector.score_reduction}) after the detector's "
@@ -200,6 +243,25 @@ def export_metadata(detector: Any, format: str, reconstruction: bool, opset: int
         "model_config": dataclasses.asdict(detector.model_config_),
         "params": detector.get_params(),
     }
+
+
+def _input_metadata(detector: Any) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "name": "x",
+        "dtype": "float32",
+        "shape": ["batch", *detector.input_shape_],
+        "units": _input_units(detector),
+    }
+    table = getattr(detector, "table_", None)
+    if table is not None:
+        described["features"] = [str(f) for f in table.feature_names_out_]
+        described["table"] = table.to_dict()
+        described["note"] = (
+            "one value per feature, in this order: a string column's categories as one-hot "
+            "(all zeros for a category not listed), every other column as its raw number; "
+            "memae.preprocessing.TableEncoder.from_dict(table).encode(frame) builds it"
+        )
+    return described
 
 
 def _export_onnx(
@@ -251,3 +313,13 @@ def _run_torchscript(path: str, x: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         out = module(torch.from_numpy(x.astype(np.float32)))
     return (out[0] if isinstance(out, tuple) else out).numpy()
+
+
+def _input_units(detector: Any) -> str:
+    """What the exported graph's input values mean (the graph applies the preprocessing)."""
+    pixel_dtype = getattr(detector, "pixel_dtype_", None)
+    if pixel_dtype:
+        top = np.iinfo(pixel_dtype).max
+        return f"{pixel_dtype} pixel values as float32 (0..{top}); the graph divides by {top}"
+    method = detector.preprocessing_
+    return f"the values the detector was fitted on; the graph applies its {method!r} preprocessing"

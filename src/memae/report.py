@@ -59,7 +59,14 @@ def _save(fig: Any, path: Path) -> Path:
 def _histogram(scores: np.ndarray, labels: np.ndarray | None, threshold: float, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    bins = np.histogram_bin_edges(np.append(scores, threshold), bins=40)
+    values = np.append(scores[np.isfinite(scores)], threshold)
+    positive = values[values > 0]
+    # heavy-tailed scores: log-spaced bins, so a few huge scores do not squash the rest into one bar
+    spread = positive.max() / np.median(positive) if positive.size else 1.0
+    log = positive.size == values.size and spread > 100
+    bins = (
+        np.geomspace(positive.min(), positive.max(), 41) if log else np.histogram_bin_edges(values, bins=40)
+    )
     groups = (
         [("all samples", scores)]
         if labels is None
@@ -68,7 +75,9 @@ def _histogram(scores: np.ndarray, labels: np.ndarray | None, threshold: float, 
     for name, values in groups:
         ax.hist(values, bins=bins, alpha=0.6, label=name)
     ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4g}")
-    ax.set_xlabel("anomaly score (reconstruction error)")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel("anomaly score (reconstruction error)" + (", log scale" if log else ""))
     ax.set_ylabel("samples")
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -101,26 +110,24 @@ def _training(history: Any, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _examples(detector: Any, X: np.ndarray, scores: np.ndarray, k: int, out: Path) -> list[tuple[str, Path]]:
-    """Most anomalous and most normal samples, their reconstructions and error maps."""
+def _examples(
+    detector: Any, X: Any, scores: np.ndarray, k: int, out: Path, ids: Any = None
+) -> list[tuple[str, Path]]:
+    """Most anomalous and most normal samples, their reconstructions and error maps, named
+    by ``ids`` (else by index)."""
     order = np.argsort(scores)
     groups = [("most anomalous", order[::-1][:k]), ("most normal", order[:k])]
     figures = []
     for name, index in groups:
+        names = [str(ids[i]) if ids is not None else f"#{i}" for i in index]
+        path = out / f"examples-{name.replace(' ', '-')}.png"
+        caption = f"{name}: " + ", ".join(f"{n} ({scores[i]:.3g})" for n, i in zip(names, index, strict=True))
+        if len(detector.input_shape_) == 1:
+            x = X.iloc[index] if hasattr(X, "iloc") else X[index]
+            figures.append((caption, _feature_errors(detector, x, names, name, path)))
+            continue
         x = X[index]
         rec = detector.reconstruct(x)
-        path = out / f"examples-{name.replace(' ', '-')}.png"
-        caption = f"{name}: " + ", ".join(f"#{i} ({scores[i]:.3g})" for i in index)
-        if x.ndim == 2:
-            plt = _pyplot()
-            fig, ax = plt.subplots(figsize=(6, 0.4 * len(index) + 1))
-            image = ax.imshow((x - rec) ** 2, aspect="auto", cmap="magma")
-            ax.set_yticks(range(len(index)), [f"#{i}" for i in index])
-            ax.set_xlabel("feature")
-            ax.set_title(f"{name}: squared reconstruction error per feature", fontsize=9)
-            fig.colorbar(image, ax=ax)
-            figures.append((caption, _save(fig, path)))
-            continue
         if x.ndim == 5:  # clips: the middle frame
             x, rec = x[:, :, x.shape[2] // 2], rec[:, :, rec.shape[2] // 2]
         error = ((x - rec) ** 2).mean(axis=1, keepdims=True)
@@ -128,6 +135,27 @@ def _examples(detector: Any, X: np.ndarray, scores: np.ndarray, k: int, out: Pat
         titles = ["input", "reconstruction", "error map"]
         figures.append((caption, image_grid(rows, titles, path, title=f"{name} samples")))
     return figures
+
+
+def _feature_errors(detector: Any, x: Any, rows: list[str], name: str, path: Path) -> Path:
+    """Squared error per feature in the model's (scaled) units, features by name: in raw
+    units one 1e12 cell would hide every other."""
+    plt = _pyplot()
+    errors = detector.error_map(x)
+    table = getattr(detector, "table_", None)
+    features = (
+        [str(f) for f in table.feature_names_out_]
+        if table is not None
+        else [f"x{i}" for i in range(errors.shape[1])]
+    )
+    fig, ax = plt.subplots(figsize=(min(14, 3 + 0.18 * len(features)), 0.4 * len(rows) + 2))
+    image = ax.imshow(errors, aspect="auto", cmap="magma")
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    step = max(1, len(features) // 60)
+    ax.set_xticks(range(0, len(features), step), features[::step], rotation=90, fontsize=6)
+    ax.set_title(f"{name}: squared reconstruction error per feature (scaled units)", fontsize=9)
+    fig.colorbar(image, ax=ax)
+    return _save(fig, path)
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
@@ -149,6 +177,10 @@ def _img(path: Path, caption: str = "") -> str:
     return f"<figure>{image}{text}</figure>"
 
 
+#: the files :func:`write_report` writes into its folder (figures are PNGs)
+REPORT_FILES = ("index.html", "report.json", "*.png")
+
+
 def write_report(
     detector: Any,
     X: Any,
@@ -157,16 +189,25 @@ def write_report(
     labels: Any = None,
     title: str = "memae report",
     examples: int = 6,
+    ids: Any = None,
+    extra_numbers: dict[str, Any] | None = None,
+    extra_html: str = "",
 ) -> Path:
     """Write the report of fitted ``detector`` on ``X`` into the folder ``out``; returns the
-    path of ``index.html``. ``labels`` (0 normal / 1 anomaly, both present) add the metrics."""
+    path of ``index.html``. ``labels`` (0 normal / 1 anomaly, both present) add the metrics.
+    ``ids`` name the samples in the figures (a table's index column, image paths);
+    ``extra_numbers`` are merged into ``report.json`` and ``extra_html`` is placed after the
+    metrics (the image report's own sections, :mod:`memae.report_images`)."""
     from memae import __version__
     from memae.diagnostics import inspect_memory, slots_figure
     from memae.metrics import precision_recall_f1, roc_auc
     from memae.validation import as_float_array, check_sample_shape
 
-    array = as_float_array(X)
-    check_sample_shape(array, detector.input_shape_)
+    if getattr(detector, "table_", None) is not None:
+        array = X  # a table stays a table: the detector's encoder reads it by column name
+    else:
+        array = as_float_array(X)
+        check_sample_shape(array, detector.input_shape_)
     y = None if labels is None else check_labels(labels, len(array))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -243,6 +284,10 @@ def write_report(
             + _img(_roc(y, scores, auc, out / "roc.png"), "ROC curve")
         )
 
+    numbers.update(extra_numbers or {})
+    if extra_html:
+        sections.append(extra_html)
+
     if detector.model_.memory is not None:
         report = inspect_memory(detector, array)
         numbers["memory"] = report.to_dict()
@@ -266,7 +311,7 @@ def write_report(
         sections.append(body)
 
     k = max(1, min(examples, len(array)))
-    figures = _examples(detector, array, scores, k, out)
+    figures = _examples(detector, array, scores, k, out, ids=ids)
     sections.append("<h2>Examples</h2>" + "".join(_img(path, caption) for caption, path in figures))
 
     json_text = json.dumps(numbers, indent=2)

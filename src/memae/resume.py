@@ -12,6 +12,7 @@ as a run that was never interrupted.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from torch.utils.data import Sampler
 from memae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 KIND = "training-state"
+
+
+log = logging.getLogger("memae")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -198,6 +202,7 @@ class TrainingCheckpointer:
                 count=int(progress["count"]),
             )
             torch.set_rng_state(tensors["rng.torch"])
+            log.info("resuming from %s at epoch %d, step %d", self.path, point.epoch + 1, point.step)
             if torch.cuda.is_available() and meta["cuda_rng_states"] == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(
                     [tensors[f"rng.cuda.{i}"] for i in range(meta["cuda_rng_states"])]

@@ -19,6 +19,49 @@ from memae.nn.model import MemAE, Reconstruction
 from memae.resume import EpochSampler, ResumePoint, TrainingCheckpointer
 
 
+class TrainingDiverged(ValueError):
+    """The loss became non-finite or exploded: the model is not worth saving."""
+
+
+#: An epoch whose mean loss exceeds this many times the first batch's (at least 1) diverged.
+DIVERGENCE_FACTOR = 1e4
+
+
+def check_divergence(loss: float, reference: float, epoch: int, lr: float) -> None:
+    """Raise :class:`TrainingDiverged` if ``loss`` is not finite or exceeds
+    :data:`DIVERGENCE_FACTOR` times ``max(reference, 1)``.
+
+    ``reference`` (:func:`loss_reference`) is the scale of a loss that is not diverging: a
+    few outliers in the training data raise it along with the loss they cause.
+    """
+    limit = DIVERGENCE_FACTOR * max(reference, 1.0)
+    if np.isfinite(loss) and loss <= limit:
+        return
+    if not np.isfinite(loss):
+        first = "" if np.isfinite(reference) else f" (the first batch's was already {reference})"
+        what = f"mean loss {loss}, expected a finite loss{first}"
+    else:
+        what = (
+            f"mean loss {loss:.4g}, more than {DIVERGENCE_FACTOR:g} times {reference:.4g} (the first "
+            "batch's loss, or the training data's mean square if larger)"
+        )
+    raise TrainingDiverged(
+        f"training diverged in epoch {epoch + 1}: {what}; the model was not saved: "
+        f"lower lr (now {lr:g}) or scale the data (preprocessing='standard')"
+    )
+
+
+def loss_reference(data: Dataset, first_batch_loss: float) -> float:
+    """The yardstick of :func:`check_divergence`: the first batch's loss, or the mean square
+    of in-memory training data when larger (what reconstructing every sample as zeros costs;
+    an outlier anywhere in the data raises it)."""
+    if not isinstance(data, TensorDataset):
+        return first_batch_loss
+    values = data.tensors[0]
+    total = sum(float(part.double().pow(2).sum()) for part in values.split(4096))
+    return max(first_batch_loss, total / max(values.numel(), 1))
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else goes to torch."""
     if name == "auto":
@@ -27,10 +70,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    known = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    if not isinstance(name, str):
+        raise TypeError(f"device must be a string ({known}), got {name!r} ({type(name).__name__})")
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}") from err
+        raise ValueError(f"device must be {known}, got {name!r}") from err
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be {known}, got {name!r} (a {device.type!r} device cannot train)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {name!r} was asked for, but this torch has no CUDA device; use 'cpu' or 'auto'"
@@ -127,6 +175,7 @@ def _fit(
     if dp and not dp.is_main:  # rank 0 carries the restored running loss sums
         start.sums, start.count = torch.zeros_like(start.sums), 0
     history = History(**start.history)
+    reference: float | None = None  # the yardstick for divergence (loss_reference)
     epochs = range(start.epoch, train.epochs)
     if train.progress:
         from tqdm.auto import tqdm
@@ -157,8 +206,12 @@ def _fit(
                 )
             count += n
             step += 1
+            if reference is None:  # every rank is at its first step: a collective is safe here
+                first, first_count = dp.reduce(sums, count) if dp else (sums, count)
+                reference = loss_reference(data, float(first[0]) / max(first_count, 1))
             if checkpointer is not None and checkpointer.due(step, steps_per_epoch):
                 point_sums, point_count = dp.reduce(sums, count) if dp else (sums, count)
+                check_divergence(float(point_sums[0]) / max(point_count, 1), reference, epoch, train.lr)
                 point = ResumePoint(epoch, step, dataclasses.asdict(history), point_sums, point_count)
                 if dp is None or dp.is_main:
                     checkpointer.save(model, optimizer, scheduler, point)
@@ -167,6 +220,7 @@ def _fit(
         if scheduler is not None:
             scheduler.step()
         means = (sums / max(count, 1)).tolist()
+        check_divergence(means[0], means[0] if reference is None else reference, epoch, train.lr)
         history.train_loss.append(means[0])
         history.reconstruction.append(means[1])
         history.entropy.append(means[2])

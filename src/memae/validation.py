@@ -18,21 +18,40 @@ def as_float_array(X: Any, name: str = "X") -> np.ndarray:
     """
     if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor, without importing torch
         X = X.detach().cpu().numpy()
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a scipy sparse {type(X).__name__}; sparse input is not supported: "
+            "pass a dense array (X.toarray())"
+        )
     try:
         array = np.asarray(X)
     except ValueError as err:
         raise ValueError(f"{name} must be a rectangular array, got ragged input: {err}") from err
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
+    if array.dtype == object:  # numbers held as Python objects convert; anything else is named
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must hold numbers, got dtype object ({err})") from err
     if np.iscomplexobj(array):
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        raise ValueError(
+            f"{name} must hold real numbers, got dtype {array.dtype}: Complex data not supported"
+        )
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
     if array.ndim not in _RANK_NAMES:
+        hint = (
+            ". Reshape your data: X.reshape(-1, 1) for one feature, X.reshape(1, -1) for one sample"
+            if array.ndim == 1
+            else ""
+        )
         raise ValueError(
             f"{name} must be 2-D {_RANK_NAMES[2]}, 4-D {_RANK_NAMES[4]} or 5-D {_RANK_NAMES[5]}, "
-            f"got {array.ndim}-D shape {array.shape}"
+            f"got {array.ndim}-D shape {array.shape}{hint}"
         )
     if array.shape[0] == 0:
         raise ValueError(f"{name} is empty: got shape {array.shape}, expected at least one sample")
+    if array.ndim == 2 and array.shape[1] == 0:
+        raise ValueError(f"{name} has 0 feature(s) (shape={array.shape}) while a minimum of 1 is required.")
     if 0 in array.shape[1:]:
         raise ValueError(f"{name} has a zero-sized sample dimension: shape {array.shape}")
     if not np.isfinite(array).all():
@@ -55,6 +74,6 @@ def check_sample_shape(array: np.ndarray, expected: Sequence[int], name: str = "
         if len(expected) == 1 and array.ndim == 2:
             raise ValueError(
                 f"{name} has {array.shape[1]} features, "
-                f"but the detector was fitted with {expected[0]} features"
+                f"but MemAEDetector is expecting {expected[0]} features as input"
             )
         raise ValueError(f"expected {name} of shape (N, {', '.join(map(str, expected))}), got {array.shape}")

@@ -27,7 +27,7 @@ def test_train_score_info_round_trip(tmp_path, data: str, capsys) -> None:
     scores = tmp_path / "scores.csv"
     assert main(["score", str(model), "--data", data, "--out", str(scores)]) == 0
     rows = scores.read_text().splitlines()
-    assert rows[0] == "index,score,label" and len(rows) == 81
+    assert rows[0] == "index,score,calibrated,anomaly" and len(rows) == 81
 
 
 def test_csv_input_with_header(tmp_path) -> None:

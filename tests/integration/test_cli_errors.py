@@ -35,7 +35,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     "argv, message",
     [
         (["score", "{model}", "--data", "{corrupt}"], "corrupt.npz is not a readable .npz file"),
-        (["score", "{model}", "--data", "{nan}"], "X contains 12 NaN or infinite value(s)"),
+        (["score", "{model}", "--data", "{nan}"], "column 'x0' has 4 missing value(s) (NaN)"),
         (["score", "{model}", "--data", "{rank3}"], "got 3-D shape (4, 3, 2)"),
         (["score", "{model}", "--data", "{text}"], "unsupported data file 'x.txt'"),
         (["score", "{data}", "--data", "{data}"], "not a readable memae checkpoint"),
@@ -54,7 +54,10 @@ def files(tmp_path_factory) -> dict[str, str]:
         (["train", "--data", "{data}", "--threshold", "fixed", "--out", "{out}"], "threshold_value"),
         (["train", "--data", "{data}", "--device", "tpu", "--out", "{out}"], "device must be"),
         (["inspect", "{model}", "--data", "{rank3}"], "got 3-D shape"),
-        (["export", "{model}", "--check-data", "{nan}", "--out", "{tmp}/m.onnx"], "check data contains"),
+        (
+            ["export", "{model}", "--check-data", "{nan}", "--out", "{tmp}/m.onnx"],
+            "column 'x0' has 4 missing value(s)",
+        ),
         (
             ["report", "{model}", "--data", "{data}", "--labels", "{rank3}", "--out", "{tmp}"],
             "expected 20 labels",

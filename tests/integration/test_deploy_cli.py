@@ -61,7 +61,10 @@ def test_inspect_with_data_of_another_shape_is_one_line_error(images, tmp_path, 
     np.save(tmp_path / "rgb.npy", np.zeros((2, 3, 12, 12), np.float32))
     assert main(["inspect", model, "--data", str(tmp_path / "rgb.npy")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["memae: error: expected X of shape (N, 1, 12, 12), got (2, 3, 12, 12)"]
+    assert err == [
+        "memae: error: the detector was trained on 1-channel images of shape (N, 1, 12, 12), got "
+        "3-channel images of shape (2, 3, 12, 12): convert them to 1 channel(s) (--channels 1)"
+    ]
 
 
 def test_report_writes_an_html_page(images, tmp_path, capsys) -> None:

@@ -75,3 +75,19 @@ def test_corrupted_download_is_rejected_and_not_kept(server, mnist_files, tmp_pa
 def test_unreachable_mirror_is_one_clear_error(mnist_files, tmp_path, capsys) -> None:
     assert main(["download", "mnist", "--data-dir", str(tmp_path), "--mirror", "http://127.0.0.1:9/"]) == 1
     assert capsys.readouterr().err.startswith("memae: error:")
+
+
+def test_offline_or_missing_files_say_what_failed_and_how_to_proceed(
+    server, mnist_files, tmp_path, capsys
+) -> None:
+    argv = ["download", "mnist", "--data-dir", str(tmp_path / "data")]
+    assert main([*argv, "--mirror", "http://127.0.0.1:9/"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not download t10k-images-idx3-ubyte.gz from http://127.0.0.1:9/" in err[0]
+    assert "the connection was refused" in err[0] and "--mirror" in err[0] and "[Errno" not in err[0]
+    assert main([*argv, "--mirror", "http://no-such-host.invalid/"]) == 1
+    assert "the host name could not be resolved (offline?)" in capsys.readouterr().err
+    url, _ = server  # serves nothing: every file is a 404
+    assert main([*argv, "--mirror", url]) == 1
+    assert "the server answered HTTP 404" in capsys.readouterr().err
+    assert not [p for p in (tmp_path / "data" / "mnist").iterdir()]

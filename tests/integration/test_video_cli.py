@@ -102,3 +102,34 @@ def test_score_video_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureF
     rc = main(["score-video", str(tmp_path / "none.memae"), str(tmp_path), "--out", str(tmp_path / "o")])
     assert rc == 1
     assert capsys.readouterr().err.startswith("memae: error:")
+
+
+def test_a_threshold_is_learnt_from_the_training_videos(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from memae.data.video import user_video
+    from memae.video.clips import FrameStore
+    from memae.video.experiment import load_video_model
+    from memae.video.scoring import frame_errors
+
+    normal = [_write_avi(tmp_path / f"normal{s}.avi", _frames(12, s)) for s in (0, 1)]
+    model = tmp_path / "model.memae"
+    argv = ["train-video", "--config", str(_config(tmp_path)), "--videos", *map(str, normal)]
+    assert main([*argv, "--out", str(model)]) == 0
+    loaded = load_video_model(model)
+    store = FrameStore.decode([user_video(p) for p in normal], (8, 8))
+    train_errors = np.concatenate([frame_errors(loaded.model, f, 4)[1] for f in store.frames])
+    assert loaded.threshold == pytest.approx(np.percentile(train_errors, 99.0), rel=1e-6)
+    assert "threshold" in capsys.readouterr().out
+
+    bright = np.full((10, 16, 24), 255, dtype=np.uint8)  # far brighter than any training frame
+    out = tmp_path / "scored"
+    assert (
+        main(["score-video", str(model), str(_write_avi(tmp_path / "odd.avi", bright)), "--out", str(out)])
+        == 0
+    )
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    flagged = [r["flagged"] == "1" for r in rows]
+    assert flagged == [float(r["error"]) > loaded.threshold for r in rows]
+    assert any(flagged)
+    assert "frames over the threshold" in capsys.readouterr().out

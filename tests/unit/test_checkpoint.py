@@ -16,6 +16,7 @@ from memae.checkpoint import (
     metadata_digest,
     read_metadata,
     save_checkpoint,
+    tensors_digest,
 )
 
 
@@ -165,14 +166,78 @@ def test_read_metadata_does_not_need_the_tensors(saved: str) -> None:
     assert meta["kind"] == "detector" and len(meta["tensors_sha256"]) == 64
 
 
-def test_version_1_checkpoints_without_digests_still_load(saved: str, tmp_path) -> None:
+@pytest.mark.parametrize("version", [1, 0, -3, True, "2", 2.0, None])
+def test_old_negative_or_non_integer_versions_are_refused(saved: str, tmp_path, version) -> None:
+    # Version 1 carried no digests: a tampered file relabelled as 1 must not load unchecked.
     tensors, meta = load_checkpoint(saved)
+    tensors["scoring.offset"] = tensors["scoring.offset"] + 1.0
     for key in ("metadata_sha256", "tensors_sha256"):
         del meta[key]
-    meta["format_version"] = 1
+    meta["format_version"] = version
     path = tmp_path / "old.memae"
     save_file(tensors, str(path), metadata={"memae": json.dumps(meta)})
-    assert MemAEDetector.load(path).threshold_ == MemAEDetector.load(saved).threshold_
+    with pytest.raises(CheckpointError, match=r"old\.memae has checkpoint format version .*expected"):
+        MemAEDetector.load(path)
+
+
+def test_an_empty_tensor_has_a_digest_and_round_trips(tmp_path) -> None:
+    path = tmp_path / "empty.memae"
+    save_checkpoint(path, {"e": torch.zeros(0, dtype=torch.float64), "w": torch.ones(2)}, {"kind": "test"})
+    tensors, _ = load_checkpoint(path)
+    assert tensors["e"].shape == (0,) and tensors["e"].dtype == torch.float64
+    assert tensors_digest({"e": torch.zeros(0)}) != tensors_digest({"e": torch.zeros(0, 1)})
+
+
+def test_a_detector_without_validation_scores_saves_and_loads(tmp_path) -> None:
+    X = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    det = MemAEDetector(epochs=1, batch_size=2, validation_fraction=0, random_state=0, device="cpu").fit(X)
+    assert det.validation_scores_.size == 0
+    loaded = MemAEDetector.load(det.save(tmp_path / "small.memae"))
+    np.testing.assert_array_equal(loaded.decision_function(X), det.decision_function(X))
+
+
+def _sealed(tensors, meta, path) -> str:  # type: ignore[no-untyped-def]
+    """A file whose digests match its (edited) content, as a forger would write it."""
+    meta["tensors_sha256"] = tensors_digest(tensors)
+    meta["metadata_sha256"] = metadata_digest(meta)
+    save_file(tensors, str(path), metadata={"memae": json.dumps(meta)})
+    return str(path)
+
+
+def test_a_config_declaring_more_than_the_file_holds_is_refused_before_allocating(
+    saved: str, tmp_path
+) -> None:
+    tensors, meta = load_checkpoint(saved)
+    meta["model_config"]["memory_size"] = 400_000_000  # 3.2 GB of slots beside a small file
+    path = _sealed(tensors, meta, tmp_path / "big.memae")
+    with pytest.raises(CheckpointError, match=r"big\.memae does not match its own config: .*memory\.memory"):
+        MemAEDetector.load(path)
+
+
+def test_a_config_declaring_a_huge_sample_is_refused(saved: str, tmp_path) -> None:
+    tensors, meta = load_checkpoint(saved)
+    meta["model_config"]["input_shape"] = [1, 100_000, 100_000]
+    path = _sealed(tensors, meta, tmp_path / "wide.memae")
+    with pytest.raises(CheckpointError, match=r"wide\.memae declares input_shape .* expected at most"):
+        MemAEDetector.load(path)
+
+
+def test_a_missing_field_is_named_with_the_file(saved: str, tmp_path) -> None:
+    tensors, meta = load_checkpoint(saved)
+    del meta["scoring"]["preprocessing"]
+    path = _sealed(tensors, meta, tmp_path / "nofield.memae")
+    with pytest.raises(CheckpointError, match=r"nofield\.memae lacks the field 'preprocessing'"):
+        MemAEDetector.load(path)
+
+
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_deeply_nested_metadata_is_refused(saved: str, tmp_path, depth: int) -> None:
+    tensors, meta = load_checkpoint(saved)
+    raw = json.dumps(meta)[:-1] + ', "deep": ' + "[" * depth + "]" * depth + "}"
+    path = tmp_path / "deep.memae"
+    save_file(tensors, str(path), metadata={"memae": raw})
+    with pytest.raises(CheckpointError, match=r"deep\.memae's memae metadata is nested .*at most 32 levels"):
+        read_metadata(path)
 
 
 def test_unknown_config_keys_in_a_checkpoint_are_named(saved: str, tmp_path) -> None:

@@ -95,7 +95,7 @@ def test_memoryless_variant_has_nothing_to_inspect(tabular) -> None:
 
 def test_bad_data_for_inspection_names_the_shape(tabular) -> None:
     det, _ = tabular
-    with pytest.raises(ValueError, match="has 5 features, but the detector was fitted with 6"):
+    with pytest.raises(ValueError, match="has 5 features, but MemAEDetector is expecting 6"):
         inspect_memory(det, np.zeros((3, 5)))
 
 

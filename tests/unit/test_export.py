@@ -90,8 +90,8 @@ def test_an_export_that_disagrees_is_refused_and_nothing_is_written(tabular, tmp
     "kwargs, error, message",
     [
         ({"format": "tflite"}, ExportError, "format must be one of"),
-        ({"check_data": np.zeros((3, 5))}, ValueError, "has 5 features, but the detector was fitted with 4"),
-        ({"check_data": np.full((3, 4), np.nan)}, ValueError, "NaN or infinite"),
+        ({"check_data": np.zeros((3, 5))}, ValueError, "has 5 features, but MemAEDetector is expecting 4"),
+        ({"check_data": np.full((3, 4), np.nan)}, ValueError, "column .x0. has 3 missing value"),
     ],
 )
 def test_bad_export_arguments_are_named(tabular, tmp_path, kwargs, error, message) -> None:
@@ -104,3 +104,37 @@ def test_unfitted_detector_cannot_be_exported(tmp_path) -> None:
 
     with pytest.raises(NotFittedError):
         export_detector(MemAEDetector(), tmp_path / "m.onnx")
+
+
+def _mixed_table(n: int, seed: int):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "proto": rng.choice(["tcp", "udp", "icmp"], n),
+            "logged_in": rng.integers(0, 2, n),
+            "bytes": np.round(rng.lognormal(5, 2.5, n)),
+            "rate": rng.random(n),
+        }
+    )
+
+
+@pytest.mark.parametrize("format", ["onnx", "torchscript"])
+def test_table_with_string_and_heavy_tailed_columns_exports_with_parity(tmp_path, format) -> None:
+    train = _mixed_table(80, seed=0)
+    det = MemAEDetector(epochs=1, batch_size=16, random_state=0, device="cpu").fit(train)
+    assert det.log_mask_.any(), "the lognormal byte column should go through log1p"
+    check = _mixed_table(10, seed=1)
+    check.loc[0, "proto"] = "sctp"  # a category never seen in training: all zeros
+    with pytest.warns(UserWarning, match="never seen in training"):
+        result = export_detector(det, tmp_path / f"m.{format}", format=format, check_data=check)
+    assert result.max_relative_difference <= 1e-4 and result.checked_samples == 10
+    meta = json.loads(result.metadata_path.read_text())
+    assert meta["input"]["features"][:3] == ["proto=icmp", "proto=tcp", "proto=udp"]
+    if format == "onnx":
+        from memae.preprocessing import TableEncoder
+
+        x = TableEncoder.from_dict(meta["input"]["table"]).encode(check.iloc[1:]).astype(np.float32)
+        session = onnxruntime.InferenceSession(str(result.model_path), providers=["CPUExecutionProvider"])
+        scores = session.run(["score"], {"x": x})[0]
+        np.testing.assert_allclose(scores, det.decision_function(check.iloc[1:]), rtol=1e-4)

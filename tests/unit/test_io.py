@@ -89,3 +89,56 @@ def test_command_line_overrides_take_exponent_floats() -> None:
     assert _overrides(["lr=3e-4", "similarity=dot"]) == {"lr": 3e-4, "similarity": "dot"}
     args = build_parser().parse_args(["train", "--data", "x.npy", "--out", "m.memae", "--lr", "3e-4"])
     assert detector_params_from(args)["lr"] == 3e-4
+
+
+def _npy_header(shape: tuple[int, ...], dtype: str = "<f8") -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def test_an_npy_declaring_more_than_it_holds_is_refused_before_allocating(tmp_path) -> None:
+    path = tmp_path / "huge.npy"
+    path.write_bytes(_npy_header((1 << 40, 1024)) + b"\x00" * 16)  # declares 8 PiB, holds 16 bytes
+    with pytest.raises(
+        DataFileError, match=r"huge\.npy declares an array of shape .* but holds only 16 bytes"
+    ):
+        load_array(path)
+
+
+def test_an_npz_member_that_inflates_beyond_the_limit_is_refused(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x=np.zeros((512, 1024)))  # 4 MiB of zeros, a few KiB on disk
+    assert path.stat().st_size < 100_000
+    monkeypatch.setenv("MEMAE_MAX_LOAD_BYTES", str(1 << 20))
+    with pytest.raises(
+        DataFileError, match=r"bomb\.npz: array 'x' inflates to 4,194,4\d\d bytes .*MEMAE_MAX_LOAD_BYTES"
+    ):
+        load_array(path)
+    monkeypatch.setenv("MEMAE_MAX_LOAD_BYTES", str(1 << 23))
+    assert load_array(path).shape == (512, 1024)
+
+
+def test_an_npz_member_whose_header_lies_is_refused(tmp_path) -> None:
+    import zipfile
+
+    path = tmp_path / "liar.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", _npy_header((1 << 30,)) + b"\x00" * 64)
+    with pytest.raises(DataFileError, match=r"liar\.npz \(array 'x'\) declares an array of shape"):
+        load_array(path)
+
+
+def test_npy_arrays_round_trip_in_both_orders(tmp_path) -> None:
+    array = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    for order in ("C", "F"):
+        np.save(tmp_path / f"{order}.npy", np.asarray(array, order=order))
+        np.savez_compressed(tmp_path / f"{order}.npz", a=np.asarray(array, order=order))
+        for suffix in (".npy", ".npz"):
+            got = load_array(tmp_path / f"{order}{suffix}")
+            np.testing.assert_array_equal(got, array)
+            assert got.dtype == np.int16
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
+    assert load_array(tmp_path / "empty.npy").shape == (0, 3)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +78,10 @@ class ChecksumError(ValueError):
     """A downloaded file whose digest differs from the published one."""
 
 
+class DownloadError(OSError):
+    """A file that could not be fetched (offline, refused, not found, timed out)."""
+
+
 def file_digest(path: str | os.PathLike[str], algorithm: str) -> str:
     h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
@@ -112,8 +118,15 @@ def fetch(
     tmp = Path(tmp_name)
     try:
         log(f"downloading {url}")
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            shutil.copyfileobj(response, out)
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                shutil.copyfileobj(response, out)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            raise DownloadError(
+                f"could not download {remote.name} from {url}: {_reason(err)}; check the network "
+                f"connection (and any proxy), or fetch the file elsewhere and place it at {target}, "
+                "or give --mirror with a URL that serves the same file names"
+            ) from err
         verify(tmp, remote.digest)
         if remote.name == "kddcup.names":
             from memae.data.kddcup import read_names
@@ -125,6 +138,20 @@ def fetch(
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _reason(err: BaseException) -> str:
+    """What went wrong, in words: urllib wraps the cause (a socket error) in ``reason``."""
+    if isinstance(err, urllib.error.HTTPError):
+        return f"the server answered HTTP {err.code} {err.reason}"
+    cause = getattr(err, "reason", None) or err
+    if isinstance(cause, TimeoutError | socket.timeout):
+        return "no answer within 60 s"
+    if isinstance(cause, socket.gaierror):
+        return "the host name could not be resolved (offline?)"
+    if isinstance(cause, ConnectionRefusedError):
+        return "the connection was refused"
+    return str(cause).strip() or type(cause).__name__
 
 
 def download(

@@ -23,12 +23,14 @@ ANOMALY_LABEL = "normal."
 @dataclass(frozen=True)
 class KDDData:
     """Encoded records: features (N, d) float64, 1 = anomaly (``normal.`` traffic), the raw
-    label strings and the names of the encoded columns."""
+    label strings, the names of the encoded columns and which of them are continuous (a
+    column the names file calls continuous that holds more than the values 0 and 1)."""
 
     X: np.ndarray
     y: np.ndarray
     labels: np.ndarray
     columns: tuple[str, ...]
+    continuous: np.ndarray
 
 
 def read_names(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
@@ -75,17 +77,27 @@ def load_kddcup(
     fields = list(zip(*rows, strict=True))  # one tuple of strings per column
     columns: list[str] = []
     blocks: list[np.ndarray] = []
+    continuous: list[bool] = []
     for (name, kind), values in zip(names, fields, strict=False):
         if kind == "continuous" or (binary == "keep" and set(values) <= {"0", "1"}):
-            blocks.append(np.array(values, dtype=np.float64)[:, None])
+            block = np.array(values, dtype=np.float64)[:, None]
+            blocks.append(block)
             columns.append(name)
+            continuous.append(kind == "continuous" and not set(np.unique(block).tolist()) <= {0.0, 1.0})
         else:
             index = {c: i for i, c in enumerate(sorted(set(values)))}
             codes = np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
             blocks.append(np.eye(len(index))[codes])
             columns += [f"{name}={c}" for c in index]
+            continuous += [False] * len(index)
     labels = np.array(fields[-1])
-    return KDDData(np.hstack(blocks), (labels == ANOMALY_LABEL).astype(np.int64), labels, tuple(columns))
+    return KDDData(
+        np.hstack(blocks),
+        (labels == ANOMALY_LABEL).astype(np.int64),
+        labels,
+        tuple(columns),
+        np.array(continuous, dtype=bool),
+    )
 
 
 class KDDSplit(NamedTuple):
@@ -104,25 +116,39 @@ def dagmm_split(
     *,
     seed: int,
     test_fraction: float = 0.5,
-    scaling: Literal["minmax", "standard"] = "minmax",
+    scaling: Literal["minmax", "standard", "robust"] = "minmax",
+    scale_columns: Literal["all", "continuous"] = "continuous",
+    log1p: bool = True,
 ) -> KDDSplit:
     """Random 50/50 split; the scaler is fitted on the whole training half; the model trains
-    on the training half's normal class (the attacks) only."""
-    if scaling not in ("minmax", "standard"):
-        raise ValueError(f"scaling must be 'minmax' or 'standard', got {scaling!r}")
+    on the training half's normal class (the attacks) only.
+
+    ``scale_columns="continuous"`` scales only the continuous columns and leaves the one-hot
+    and 0/1 columns as they are (GOAD's and the common PyTorch DAGMM loaders do this);
+    ``"all"`` scales every column (a rare one-hot column then becomes a ~200σ value).
+    ``log1p`` sends the non-negative heavy-tailed continuous columns (bytes, counts) through
+    ``log1p`` first, by the rule :class:`memae.preprocessing.TableEncoder` uses on users'
+    tables. Both are the statistics of :func:`memae.preprocessing.fit_scaling`.
+    """
+    from memae.preprocessing import apply_scaling, fit_scaling, heavy_tailed
+
+    if scaling not in ("minmax", "standard", "robust"):
+        raise ValueError(f"scaling must be 'minmax', 'standard' or 'robust', got {scaling!r}")
+    if scale_columns not in ("all", "continuous"):
+        raise ValueError(f"scale_columns must be 'all' or 'continuous', got {scale_columns!r}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(data.X))
     n_test = round(test_fraction * len(order))
     test_idx, train_idx = order[:n_test], order[n_test:]
     train = data.X[train_idx]
-    if scaling == "minmax":
-        offset, spread = train.min(axis=0), train.max(axis=0) - train.min(axis=0)
-    else:
-        offset, spread = train.mean(axis=0), train.std(axis=0)
-    spread = np.where(spread > 0, spread, 1.0)
+    scaled = data.continuous if scale_columns == "continuous" else np.ones(train.shape[1], dtype=bool)
+    logged = np.array(
+        [bool(log1p and c and heavy_tailed(train[:, j])) for j, c in enumerate(data.continuous)]
+    )
+    offset, spread = fit_scaling(train, scaled, logged, scaling)
 
     def scale(x: np.ndarray) -> np.ndarray:
-        return ((x - offset) / spread).astype(np.float32)
+        return apply_scaling(x, logged, offset, spread)
 
     train_normal = train[data.y[train_idx] == 0]
     return KDDSplit(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 
 from memae.data.paths import data_dir, require
+from memae.limits import memory_budget
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -25,21 +27,29 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
-            raw = fh.read()
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES:
+                raise ValueError(f"{path} is not an IDX file: bad magic {head.hex()}")
+            ndim = head[3]
+            shape = fh.read(4 * ndim)
+            if len(shape) < 4 * ndim:
+                raise ValueError(
+                    f"{path} is truncated: header needs {4 + 4 * ndim} bytes, got {4 + len(shape)}"
+                )
+            dims = tuple(int.from_bytes(shape[4 * i : 4 * i + 4], "big") for i in range(ndim))
+            dtype = np.dtype(_DTYPES[head[2]])
+            expected = math.prod(dims) * dtype.itemsize
+            if expected > memory_budget():  # checked before inflating a byte of the data
+                raise ValueError(
+                    f"{path} declares dims {dims} ({expected:,} bytes), more than the "
+                    f"{memory_budget():,} bytes one file may take in memory here"
+                )
+            raw = fh.read(expected + 1)  # one byte more reveals trailing data
     except (OSError, EOFError) as err:
         raise ValueError(f"{path} is not a readable IDX file: {err}") from err
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise ValueError(f"{path} is not an IDX file: bad magic {raw[:4].hex()}")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path} is truncated: header needs {header} bytes, got {len(raw)}")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise ValueError(f"{path} holds {len(raw) - header} data bytes, expected {expected} for dims {dims}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    if len(raw) != expected:
+        raise ValueError(f"{path} holds {len(raw)} data bytes, expected {expected} for dims {dims}")
+    return np.frombuffer(raw, dtype=dtype).reshape(dims)
 
 
 def load_mnist(root: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -70,12 +70,15 @@ def build_backbone(name: str, input_shape: Sequence[int], width: float = 1.0) ->
 
 
 def auto_backbone(input_shape: Sequence[int]) -> str:
-    """The backbone ``"auto"`` stands for: the paper's net where the shape is a paper dataset's."""
+    """The backbone ``"auto"`` stands for: the generic net sized from the shape, ``mlp`` for
+    features, ``conv`` for images and clips.
+
+    The paper's nets (``mnist``, ``cifar10``, ``kddcup``, ``video``) are chosen by name, as the
+    reproduction does: the MNIST net squeezes a 28x28 image into 72 numbers, too few to
+    reconstruct strokes closely, and scores users' 28x28 images and their anomaly maps worse
+    than ``conv`` (docs/IMAGES.md).
+    """
     shape = tuple(input_shape)
-    if shape == (1, 28, 28):
-        return "mnist"
-    if shape == (3, 32, 32):
-        return "cifar10"
     if len(shape) == 1:
         return "mlp"
     if len(shape) in (3, 4):
@@ -275,16 +278,45 @@ def _mlp(input_shape: Shape, width: float) -> Backbone:
     return Backbone(enc, dec, (code,), "global", 100)
 
 
-@register_backbone("conv", "generic 2-D/3-D conv net sized from the input shape, N=100, global")
+#: Images whose smaller side is at least this many pixels get the large-image conv net.
+LARGE_IMAGE_SIDE = 96
+#: The large-image net halves the image until its encoding's smaller side is at most this.
+LARGE_IMAGE_ENCODING = 8
+
+
+def conv_stages(input_shape: Shape) -> tuple[list[int], Addressing]:
+    """Channels per stride-2 stage and the memory addressing of the generic ``conv`` net.
+
+    Small images and clips (smaller side below :data:`LARGE_IMAGE_SIDE`): up to three stages
+    of 32, 64, 128 channels (fewer when the input is tiny) and a global memory, as the
+    paper's MNIST and CIFAR-10 nets. Larger images: as many stages as bring the smaller side
+    down to :data:`LARGE_IMAGE_ENCODING` (4 at 128 px, 5 at 256 px), the channels doubling
+    from 16 to 128 at the last stage so the full-resolution layers stay cheap, and the memory
+    addressed per location. A global slot would have to hold a whole encoding (32k numbers at
+    128 px with three stages), so the memory could only return whole training images and
+    would dominate the parameters; per location, each position of the 8x8 encoding (a patch
+    of the image) is rebuilt from N prototypes of normal patches, a memory of N x 128
+    numbers, and the reconstruction error stays local, which is what an anomaly map needs.
+    """
+    smallest = min(input_shape[1:])
+    if len(input_shape) == 4 or smallest < LARGE_IMAGE_SIDE:
+        depth = min(3, max(1, int(math.log2(max(smallest, 1))) - 1))
+        return [32, 64, 128][:depth], "global"
+    depth = math.ceil(math.log2(smallest / LARGE_IMAGE_ENCODING))
+    return [max(16, 128 >> (depth - 1 - i)) for i in range(depth)], "location"
+
+
+@register_backbone(
+    "conv",
+    "generic 2-D/3-D conv net sized from the input shape, N=100: global memory below 96 px, "
+    "per location (8x8 encoding) from 96 px",
+)
 def _conv(input_shape: Shape, width: float) -> Backbone:
     if len(input_shape) not in (3, 4):
         raise ValueError(f"backbone 'conv' takes (C, H, W) or (C, T, H, W) samples, got {input_shape}")
-    smallest = min(input_shape[1:])
-    depth = min(3, max(1, int(math.log2(max(smallest, 1))) - 1))
-    enc, dec, latent = conv_autoencoder(
-        input_shape, _scaled([32, 64, 128][:depth], width), [2] * depth, nn.ReLU
-    )
-    return Backbone(enc, dec, latent, "global", 100)
+    channels, addressing = conv_stages(input_shape)
+    enc, dec, latent = conv_autoencoder(input_shape, _scaled(channels, width), [2] * len(channels), nn.ReLU)
+    return Backbone(enc, dec, latent, addressing, 100)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -300,6 +332,7 @@ __all__ = [
     "build_backbone",
     "conv_autoencoder",
     "conv_net",
+    "conv_stages",
     "count_parameters",
     "list_backbones",
     "mlp_autoencoder",

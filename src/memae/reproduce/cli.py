@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from memae.io import load_yaml
+from memae.io import parse_settings
 from memae.reproduce.records import load_records
 from memae.reproduce.tables import TABLES, RunOptions, get_table, write_results_doc, write_summary
 
@@ -41,7 +41,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = load_yaml(value)
+        out[key.strip().replace("-", "_")] = parse_settings(value, f"--set {item!r}")
     return out
 
 
@@ -69,9 +69,11 @@ def handle(args: argparse.Namespace) -> int:
         make_figures(options, settings("mnist", options), Path(args.doc).parent / "figures")
     elif args.table != "report":
         get_table(args.table).run(_options(args, results))
+    summaries = []
     for spec in TABLES.values():
         if load_records(results, spec.name):  # no empty summaries of tables not run here
             write_summary(results, spec)
+            summaries.append(str(results / f"{spec.name}.json"))
     doc = write_results_doc(results, Path(args.doc))
-    print(f"wrote {doc} and {results}/<table>.json")
+    print(f"wrote {doc}" + (f" and {', '.join(summaries)}" if summaries else " (no recorded runs yet)"))
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from memae.config import VARIANTS
+from memae.config import VARIANTS, get_variant
 
 ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, int, dict[str, Any]], np.ndarray]
 
@@ -47,9 +47,22 @@ def register_method(
 
 
 def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
-    return METHODS[name]
+    """A method by its table row title (``"MemAE-nonSpar"``, ``"OC-SVM"``), in any case, or
+    a MemAE variant by the detector's name for it (``"memae-nonspar"``, ``"memae"``)."""
+    if name in METHODS:
+        return METHODS[name]
+    folded = {m.casefold(): m for m in METHODS}
+    key = name.strip().casefold()
+    if key in folded:
+        return METHODS[folded[key]]
+    try:
+        return METHODS[get_variant(name).title]
+    except ValueError:
+        pass
+    raise ValueError(
+        f"unknown method {name!r}; known methods: {', '.join(METHODS)} "
+        f"(MemAE variants also by name: {', '.join(VARIANTS)})"
+    )
 
 
 def _flat(X: np.ndarray) -> np.ndarray:

@@ -78,7 +78,7 @@ def check_settings(
         path = key.path(results_dir)
         if not path.is_file():
             continue
-        recorded = pick(key, json.loads(path.read_text()).get("config", {}))
+        recorded = pick(key, read_record(path).get("config", {}))
         expected = pick(key, json.loads(json.dumps(config)))
         if recorded != expected:
             stale.append((str(path), "; ".join(changed_settings(recorded, expected)[:3])))
@@ -121,9 +121,43 @@ def write_record(
 
 
 def load_records(results_dir: str | Path, table: str) -> list[dict[str, Any]]:
-    """Every record of ``table`` under ``results_dir``."""
+    """Every record of ``table`` under ``results_dir`` (each checked by :func:`read_record`)."""
     root = Path(results_dir) / "runs" / table
-    return [json.loads(p.read_text()) for p in sorted(root.rglob("*.json"))] if root.is_dir() else []
+    return [read_record(p) for p in sorted(root.rglob("*.json"))] if root.is_dir() else []
+
+
+#: what every record holds: the field, its types, and how to say them
+_RECORD_FIELDS: tuple[tuple[str, tuple[type, ...], str], ...] = (
+    ("dataset", (str,), "a string"),
+    ("method", (str,), "a string"),
+    ("seed", (int,), "an integer"),
+    ("normal_class", (int, type(None)), "an integer or null"),
+    ("metrics", (dict,), "an object of numbers"),
+)
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """One run record, refused naming the file and the field when it is not what
+    :func:`write_record` writes (a ``ValueError``)."""
+    from memae.checkpoint import parse_json
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"run record {path} is not UTF-8 text: {err}") from err
+    record = parse_json(text, f"run record {path}")
+    if not isinstance(record, dict):
+        raise ValueError(f"run record {path} must be a JSON object, got {type(record).__name__}")
+    for name, types, said in _RECORD_FIELDS:
+        value = record.get(name)
+        if name not in record or isinstance(value, bool) or not isinstance(value, types):
+            got = "nothing" if name not in record else f"{value!r}"
+            raise ValueError(f"run record {path}: field {name!r} must be {said}, got {got}")
+    for name, value in record["metrics"].items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"run record {path}: metric {name!r} must be a finite number, got {value!r}")
+    return record
 
 
 def _stats(values: list[float]) -> dict[str, float]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from memae.checkpoint import atomic_write
 from memae.reproduce.paired import agreement, paired_markdown, paired_test
-from memae.reproduce.records import RunKey, changed_settings, load_records, per_class, summarise
+from memae.reproduce.records import RunKey, changed_settings, load_records, per_class, read_record, summarise
 
 
 @dataclass(frozen=True)
@@ -381,7 +381,7 @@ def _pilot_row(
     for rec in runs:
         key = RunKey(spec.name, dataset, method, rec["seed"], rec.get("normal_class"))
         path = key.path(results_dir)
-        own_records = read([json.loads(path.read_text())], spec.default_reading) if path.is_file() else []
+        own_records = read([read_record(path)], spec.default_reading) if path.is_file() else []
         for own in own_records:
             grid.append(own["metrics"][metric])
             diff = _config_changes(spec, own.get("config", {}), rec.get("config", {}))

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from memae.checkpoint import atomic_write
+from memae.paths import check_output_folder, check_outputs
 
 
 def add_parsers(sub: Any) -> None:
@@ -47,7 +48,10 @@ def add_parsers(sub: Any) -> None:
         help="error-map overlays of the K most anomalous frames, at the video's own resolution",
     )
     score.add_argument(
-        "--threshold", type=float, help="flag frames whose clip error e_u exceeds this (raw error units)"
+        "--threshold",
+        type=float,
+        help="flag frames whose clip error e_u exceeds this (raw error units; default: the threshold "
+        "learnt from the training videos)",
     )
     score.add_argument("--device", default="cpu")
 
@@ -58,8 +62,10 @@ def train_video(args: argparse.Namespace) -> int:
     from memae.reproduce.video import video_sets
     from memae.video.clips import FrameStore
     from memae.video.config import load_experiment
-    from memae.video.experiment import save_video_model, train_video_model
+    from memae.video.experiment import learn_video_threshold, save_video_model, train_video_model
 
+    inputs = {"the --config file": args.config, **{f"the video {v}": v for v in args.videos or []}}
+    check_outputs({"--out": args.out}, inputs)
     experiment = load_experiment(args.config)
     if args.variant:
         experiment = experiment.with_model(variant=args.variant)
@@ -67,18 +73,24 @@ def train_video(args: argparse.Namespace) -> int:
         experiment = experiment.with_train(epochs=args.epochs)
     if args.device:
         experiment = experiment.with_train(device=args.device)
+    experiment = experiment.with_train(progress=True)
     videos = (
         video_sets(args.dataset, data_dir(args.data_dir))[0].videos
         if args.dataset
         else [user_video(p) for p in args.videos]
     )
     store = FrameStore.decode(videos, experiment.frames.size, workers=2)
+    print(
+        f"decoded {store.n_frames} frames of {len(store)} videos; training {experiment.train.epochs} epochs"
+    )
     trained = train_video_model(experiment, store, seed=args.seed)
+    trained = learn_video_threshold(trained, store, next(trained.model.parameters()).device)
     path = save_video_model(args.out, trained)
     print(
         f"trained {experiment.model.variant} ({experiment.name}) on {store.n_frames} frames of "
         f"{len(store)} videos in {trained.train_seconds:.0f} s; final loss "
-        f"{trained.history.train_loss[-1]:.5g}; saved {path}"
+        f"{trained.history.train_loss[-1]:.5g}; threshold {trained.threshold:.5g} (99th percentile "
+        f"of the training frames' errors); saved {path}"
     )
     return 0
 
@@ -92,6 +104,8 @@ def score_video(args: argparse.Namespace) -> int:
     from memae.video.figures import overlay, score_plot
     from memae.video.scoring import error_maps, frame_errors, normality
 
+    inputs = {"the checkpoint": args.checkpoint, "the video": args.video}
+    check_output_folder("--out", args.out, ["scores.csv", "scores.png"], inputs)
     trained = load_video_model(args.checkpoint, device=args.device)
     experiment = trained.experiment
     clip_len = experiment.frames.clip_len
@@ -113,7 +127,8 @@ def score_video(args: argparse.Namespace) -> int:
     p = normality(errors)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    flagged = errors > args.threshold if args.threshold is not None else np.zeros(len(errors), bool)
+    threshold = args.threshold if args.threshold is not None else trained.threshold
+    flagged = errors > threshold if threshold is not None else np.zeros(len(errors), bool)
     lines = ["frame,error,normality,anomaly_score,flagged"]
     lines += [
         f"{u},{e:.8g},{q:.6f},{1 - q:.6f},{int(f)}"
@@ -124,7 +139,7 @@ def score_video(args: argparse.Namespace) -> int:
         index,
         errors,
         out / "scores.png",
-        threshold=args.threshold,
+        threshold=threshold,
         title=f"{store.names[0]}: clip reconstruction error per frame ({experiment.name})",
     )
     top = sorted(np.argsort(errors)[::-1][: max(args.overlays, 0)].tolist())
@@ -143,7 +158,11 @@ def score_video(args: argparse.Namespace) -> int:
     print(
         f"scored {len(errors)} frames of {store.names[0]}; wrote {out / 'scores.csv'}, "
         f"{out / 'scores.png'} and {len(top)} overlays"
-        + (f"; {int(flagged.sum())} frames over the threshold" if args.threshold is not None else "")
+        + (
+            f"; {int(flagged.sum())} frames over the threshold {threshold:.5g}"
+            if threshold is not None
+            else "; no threshold (the checkpoint has none: give --threshold)"
+        )
     )
     return 0
 

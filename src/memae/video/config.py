@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from memae.config import ModelConfig, TrainConfig, config_from_dict
-from memae.io import load_yaml
+from memae.io import SettingsError, load_settings, load_yaml
 
 Alignment = Literal["center", "authors"]
 ClipReduction = Literal["l2", "mse", "patch-max"]
@@ -146,9 +146,11 @@ def load_experiment(name_or_path: str | Path) -> VideoExperiment:
     """A shipped configuration by name (``"ped2-cpu"``, ``"ped2-paper"``) or a YAML file."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.is_file():
-        if not path.is_file():
-            raise FileNotFoundError(f"no video config file at {path}")
-        text = path.read_text(encoding="utf-8")
+        data = load_settings(path, "video config file")
+        try:
+            return experiment_from_dict(data)
+        except (TypeError, ValueError) as err:
+            raise SettingsError(f"{path}: {err}") from err
     else:
         shipped = resources.files("memae") / "configs" / f"{name_or_path}.yaml"
         if not shipped.is_file():

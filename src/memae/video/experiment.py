@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from memae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from memae.checkpoint import CheckpointError, build_checked, load_checkpoint, save_checkpoint
 from memae.nn.model import MemAE, build_model
 from memae.training import History, fit_model, resolve_device
 from memae.video.clips import ClipDataset, FrameStore
@@ -29,6 +30,8 @@ class TrainedVideoModel:
     experiment: VideoExperiment
     history: History
     train_seconds: float
+    #: clip error e_u above which ``score-video`` flags a frame (:func:`learn_video_threshold`)
+    threshold: float | None = None
 
     def evaluate(self, store: FrameStore, device: torch.device | str | None = None) -> Evaluation:
         device = device if device is not None else next(self.model.parameters()).device
@@ -79,6 +82,44 @@ def train_video_model(
     return TrainedVideoModel(model, experiment, history, seconds)
 
 
+#: the percentile of the training frames' errors that becomes the threshold: the training
+#: videos are normal, so about 1 % of new normal frames are expected over it
+THRESHOLD_PERCENTILE = 99.0
+
+
+def learn_video_threshold(
+    trained: TrainedVideoModel, store: FrameStore, device: torch.device | str = "cpu"
+) -> TrainedVideoModel:
+    """``trained`` with ``threshold`` set to the :data:`THRESHOLD_PERCENTILE`-th percentile
+    of the clip errors of the (normal) training videos in ``store``, scored the way
+    ``memae score-video`` scores (centre-aligned clips, the experiment's reduction)."""
+    from memae.video.scoring import frame_errors
+
+    experiment = trained.experiment
+    scoring = experiment.scoring
+    errors = [
+        frame_errors(
+            trained.model,
+            frames,
+            experiment.frames.clip_len,
+            "center",
+            scoring.reduction,
+            scoring.batch_size,
+            device,
+            scoring.patch_size,
+        )[1]
+        for frames in store.frames
+        if len(frames) >= experiment.frames.clip_len
+    ]
+    if not errors:
+        raise ValueError(
+            f"no training video has the {experiment.frames.clip_len} frames one clip needs; "
+            "cannot learn a threshold"
+        )
+    value = float(np.percentile(np.concatenate(errors), THRESHOLD_PERCENTILE))
+    return dataclasses.replace(trained, threshold=value)
+
+
 def save_video_model(path: str | os.PathLike[str], trained: TrainedVideoModel) -> Path:
     """A safe checkpoint (safetensors + JSON) that :func:`load_video_model` rebuilds."""
     tensors = {f"model.{k}": v for k, v in trained.model.state_dict().items()}
@@ -87,6 +128,7 @@ def save_video_model(path: str | os.PathLike[str], trained: TrainedVideoModel) -
         "experiment": trained.experiment.to_dict(),
         "history": dataclasses.asdict(trained.history),
         "train_seconds": trained.train_seconds,
+        "threshold": trained.threshold,
     }
     return save_checkpoint(path, tensors, metadata)
 
@@ -98,15 +140,21 @@ def load_video_model(path: str | os.PathLike[str], device: str = "cpu") -> Train
         raise CheckpointError(f"{path} holds a {meta.get('kind')!r} checkpoint, expected a video model")
     try:
         experiment = experiment_from_dict(meta["experiment"])
-        model, _ = build_model(experiment.model)
+        model, _ = build_checked(
+            path, lambda: build_model(experiment.model), tensors, experiment.model.input_shape
+        )
         state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
         model.load_state_dict(state, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path} does not match this memae's video model: {err}") from err
+        history = History(**meta.get("history", {}))
+        threshold = meta.get("threshold")
+        threshold = None if threshold is None else float(threshold)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as err:
+        what = f"lacks the field {err}" if isinstance(err, KeyError) else f"does not match: {err}"
+        raise CheckpointError(f"{path} {what} (this memae's video model checkpoint)") from err
     model.to(resolve_device(device)).eval()
-    return TrainedVideoModel(
-        model, experiment, History(**meta.get("history", {})), meta.get("train_seconds", 0.0)
-    )
+    return TrainedVideoModel(model, experiment, history, meta.get("train_seconds", 0.0), threshold)
 
 
 def memory_usage(model: MemAE, store: FrameStore, clip_len: int, max_clips: int = 64) -> dict[str, float]:

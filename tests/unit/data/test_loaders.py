@@ -107,3 +107,28 @@ def test_top_fraction_threshold_flags_the_requested_share(rng: np.random.Generat
     assert pooled < threshold
     with pytest.raises(ValueError, match="needs the training scores"):
         top_fraction_threshold(scores, 0.2, "train+test")
+
+
+def test_dagmm_split_scales_only_continuous_columns_and_logs_heavy_tails(tmp_path) -> None:
+    import dataclasses
+
+    write_kddcup(tmp_path)
+    data = load_kddcup(tmp_path)
+    assert [c for c, k in zip(data.columns, data.continuous, strict=True) if k] == ["duration", "src_bytes"]
+    src = data.columns.index("src_bytes")
+    heavy = data.X.copy()
+    heavy[:, src] = np.round(np.random.default_rng(0).lognormal(3, 3, len(heavy)))
+    data = dataclasses.replace(data, X=heavy)
+    onehot = ~data.continuous
+
+    split = dagmm_split(data, seed=0, scaling="standard")
+    assert set(np.unique(split.train_all[:, onehot]).tolist()) <= {0.0, 1.0}
+    logged = split.train_all[:, src]
+    assert abs(logged.mean()) < 1e-5 and logged.std() == pytest.approx(1.0, rel=1e-4)
+
+    plain = dagmm_split(data, seed=0, scaling="standard", log1p=False)
+    assert np.abs(plain.train_all[:, src]).max() > 2 * np.abs(logged).max()  # the tail dominates without log
+    every = dagmm_split(data, seed=0, scaling="standard", scale_columns="all", log1p=False)
+    assert not set(np.unique(every.train_all[:, onehot]).tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="scale_columns must be 'all' or 'continuous'"):
+        dagmm_split(data, seed=0, scale_columns="some")
