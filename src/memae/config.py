@@ -15,6 +15,8 @@ ScoreReduction = Literal["mse", "l2"]
 Similarity = Literal["cosine", "dot"]
 SIMILARITIES: tuple[str, ...] = ("cosine", "dot")
 Schedule = Literal["constant", "cosine", "step"]
+WeightInit = Literal["torch", "authors"]
+WEIGHT_INITS: tuple[str, ...] = ("torch", "authors")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ class ModelConfig:
     ``None`` / ``"auto"`` fields are filled from the backbone by
     :func:`memae.models.resolve_model_config`; a checkpoint stores the resolved config.
     ``shrink_threshold=None`` means ``1/N`` (the paper advises λ ∈ [1/N, 3/N]).
+    ``weight_init``: ``"torch"`` keeps PyTorch's default initialisation; ``"authors"`` draws
+    conv and transposed-conv weights from N(0, 0.02²), batch-norm scales from N(1, 0.02²) and
+    sets batch-norm shifts to 0, as the authors' code does (SPEC §8; the paper does not say).
     """
 
     input_shape: tuple[int, ...]
@@ -94,6 +99,7 @@ class ModelConfig:
     l1_weight: float = 1e-4
     similarity: str = "cosine"
     addressing: AddressingMode = "auto"
+    weight_init: WeightInit = "torch"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
@@ -106,6 +112,8 @@ class ModelConfig:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
         if self.addressing not in ("auto", "global", "location"):
             raise ValueError(f"addressing must be 'auto', 'global' or 'location', got {self.addressing!r}")
+        if self.weight_init not in WEIGHT_INITS:
+            raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {self.weight_init!r}")
         if self.memory_size is not None and self.memory_size < 1:
             raise ValueError(f"memory_size must be >= 1, got {self.memory_size}")
         if self.shrink_threshold is not None and not 0 <= self.shrink_threshold < 1:

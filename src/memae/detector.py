@@ -100,6 +100,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         l1_weight: float = 1e-4,
         similarity: str = "dot",
         addressing: str = "auto",
+        weight_init: str = "torch",
         epochs: int | None = None,
         batch_size: int | None = None,
         lr: float = 1e-3,
@@ -130,6 +131,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         self.l1_weight = l1_weight
         self.similarity = similarity
         self.addressing = addressing
+        self.weight_init = weight_init
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -165,6 +167,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             l1_weight=self.l1_weight,
             similarity=self.similarity,
             addressing=self.addressing,  # type: ignore[arg-type]
+            weight_init=self.weight_init,  # type: ignore[arg-type]
         )
 
     def _train_config(self, seed: int, n_train: int, table: bool) -> TrainConfig:

@@ -112,6 +112,15 @@ def test_images_reconstruct_and_expose_addressing_weights() -> None:
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_paper_text_net_with_authors_init_survives_save_and_load(tmp_path) -> None:
+    images = np.random.default_rng(0).random((40, 1, 28, 28), dtype=np.float32)
+    det = MemAEDetector(backbone="mnist-paper-text", weight_init="authors", **FAST).fit(images)
+    assert det.model_config_.weight_init == "authors" and det.model_config_.backbone == "mnist-paper-text"
+    loaded = MemAEDetector.load(det.save(tmp_path / "m.memae"))
+    assert loaded.model_config_ == det.model_config_
+    np.testing.assert_allclose(loaded.decision_function(images), det.decision_function(images), rtol=1e-6)
+
+
 def test_channels_last_training_gives_the_same_detector() -> None:
     images = np.random.default_rng(0).random((40, 1, 28, 28), dtype=np.float32)
     plain = MemAEDetector(**FAST).fit(images)

@@ -33,33 +33,40 @@ class Backbone:
 BackboneBuilder = Callable[[Shape, float], Backbone]
 _REGISTRY: dict[str, BackboneBuilder] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_ALIASES: dict[str, str] = {}
 
 
-def register_backbone(name: str, description: str) -> Callable[[BackboneBuilder], BackboneBuilder]:
-    """Register a builder ``(input_shape, width) -> Backbone`` under ``name``."""
+def register_backbone(
+    name: str, description: str, aliases: Sequence[str] = ()
+) -> Callable[[BackboneBuilder], BackboneBuilder]:
+    """Register a builder ``(input_shape, width) -> Backbone`` under ``name`` (and ``aliases``)."""
 
     def wrap(builder: BackboneBuilder) -> BackboneBuilder:
-        if name in _REGISTRY:
-            raise ValueError(f"backbone {name!r} is already registered")
+        for key in (name, *aliases):
+            if key in _REGISTRY or key in _ALIASES:
+                raise ValueError(f"backbone {key!r} is already registered")
         _REGISTRY[name] = builder
-        _DESCRIPTIONS[name] = description
+        _DESCRIPTIONS[name] = description + (f" (also: {', '.join(aliases)})" if aliases else "")
+        _ALIASES.update(dict.fromkeys(aliases, name))
         return builder
 
     return wrap
 
 
 def list_backbones() -> dict[str, str]:
-    """Registered backbone names with a one-line description each."""
+    """Registered backbone names with a one-line description each (aliases in it)."""
     return dict(sorted(_DESCRIPTIONS.items()))
 
 
 def build_backbone(name: str, input_shape: Sequence[int], width: float = 1.0) -> Backbone:
-    """Build the backbone ``name`` for samples of ``input_shape``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown backbone {name!r}; known backbones: {', '.join(sorted(_REGISTRY))}")
+    """Build the backbone ``name`` (or one of its aliases) for samples of ``input_shape``."""
+    builder = _REGISTRY.get(_ALIASES.get(name, name))
+    if builder is None:
+        known = sorted([*_REGISTRY, *_ALIASES])
+        raise ValueError(f"unknown backbone {name!r}; known backbones: {', '.join(known)}")
     if width <= 0:
         raise ValueError(f"width must be > 0, got {width}")
-    return _REGISTRY[name](tuple(int(s) for s in input_shape), float(width))
+    return builder(tuple(int(s) for s in input_shape), float(width))
 
 
 def auto_backbone(input_shape: Sequence[int]) -> str:
@@ -90,6 +97,67 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+#: One conv layer as SPEC §5 writes it: ``Conv2(k, s, c)`` = (kernel, stride, out channels).
+Layer = tuple[int, int | Sequence[int], int]
+
+
+def conv_net(
+    input_shape: Shape,
+    encoder_layers: Sequence[Layer],
+    decoder_layers: Sequence[Layer],
+    activation: Callable[[], nn.Module],
+) -> tuple[nn.Sequential, nn.Sequential, Shape]:
+    """A conv encoder and a transposed-conv decoder given layer by layer, 2-D or 3-D by the
+    input rank.
+
+    Every encoder layer is conv + batch norm + activation; every decoder layer but the last
+    is transposed conv + batch norm + activation, the last is a bare transposed conv. The
+    decoder has as many layers as the encoder and its layer ``i`` restores the size encoder
+    layer ``-1 - i`` took in: paddings are ``k // 2`` and the output paddings are solved for
+    that, so the output has the input's shape exactly. The last decoder layer must give the
+    input's channels.
+    """
+    dims = len(input_shape) - 1
+    if dims not in (2, 3):
+        raise ValueError(f"conv backbones take (C, H, W) or (C, T, H, W) samples, got {input_shape}")
+    if len(decoder_layers) != len(encoder_layers) or decoder_layers[-1][2] != input_shape[0]:
+        raise ValueError(
+            f"the decoder needs {len(encoder_layers)} layers ending in {input_shape[0]} channels, "
+            f"got {list(decoder_layers)}"
+        )
+    conv, deconv, norm = (
+        (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d)
+        if dims == 2
+        else (nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d)
+    )
+    strides = [s for _, s, _ in encoder_layers]
+    sizes = [tuple(input_shape[1:])]
+    encoder: list[nn.Module] = []
+    c_in = input_shape[0]
+    for kernel, stride, c_out in encoder_layers:
+        step = _tuple(stride, dims)
+        size = tuple(_conv_out(n, kernel, s, kernel // 2) for n, s in zip(sizes[-1], step, strict=True))
+        if min(size) < 1:
+            raise ValueError(f"input of shape {input_shape} is too small for strides {strides}")
+        sizes.append(size)
+        encoder += [conv(c_in, c_out, kernel, step, kernel // 2), norm(c_out), activation()]
+        c_in = c_out
+
+    decoder: list[nn.Module] = []
+    for i, (kernel, stride, c_out) in enumerate(decoder_layers):
+        step, pad = _tuple(stride, dims), kernel // 2
+        src, dst = sizes[-1 - i], sizes[-2 - i]
+        out_pad = tuple(t - ((n - 1) * s - 2 * pad + kernel) for n, t, s in zip(src, dst, step, strict=True))
+        if any(not 0 <= p < max(s, 1) for p, s in zip(out_pad, step, strict=True)):
+            raise ValueError(f"cannot mirror strides {strides} for input shape {input_shape}")
+        decoder.append(deconv(c_in, c_out, kernel, step, pad, output_padding=out_pad))
+        if i < len(decoder_layers) - 1:
+            decoder += [norm(c_out), activation()]
+        c_in = c_out
+    latent = (encoder_layers[-1][2], *sizes[-1])
+    return nn.Sequential(*encoder), nn.Sequential(*decoder), latent
+
+
 def conv_autoencoder(
     input_shape: Shape,
     channels: Sequence[int],
@@ -97,49 +165,12 @@ def conv_autoencoder(
     activation: Callable[[], nn.Module],
     kernel: int = 3,
 ) -> tuple[nn.Sequential, nn.Sequential, Shape]:
-    """A conv encoder and its mirror transposed-conv decoder, 2-D or 3-D by the input rank.
-
-    Every encoder layer is conv + batch norm + activation; every decoder layer but the last
-    is transposed conv + batch norm + activation, the last is a bare transposed conv.
-    Output paddings are solved so the decoder restores each intermediate size exactly.
-    """
-    dims = len(input_shape) - 1
-    if dims not in (2, 3):
-        raise ValueError(f"conv backbones take (C, H, W) or (C, T, H, W) samples, got {input_shape}")
-    conv, deconv, norm = (
-        (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d)
-        if dims == 2
-        else (nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d)
-    )
-    pad = kernel // 2
-    sizes = [tuple(input_shape[1:])]
-    strides_t = [_tuple(s, dims) for s in strides]
-    for stride in strides_t:
-        size = tuple(_conv_out(n, kernel, s, pad) for n, s in zip(sizes[-1], stride, strict=True))
-        if min(size) < 1:
-            raise ValueError(f"input of shape {input_shape} is too small for strides {list(strides)}")
-        sizes.append(size)
-
+    """:func:`conv_net` with one kernel size and the decoder the encoder's mirror (each
+    decoder layer gives the channels the matching encoder layer took in)."""
     in_channels = [input_shape[0], *channels[:-1]]
-    encoder: list[nn.Module] = []
-    for c_in, c_out, stride in zip(in_channels, channels, strides_t, strict=True):
-        encoder += [conv(c_in, c_out, kernel, stride, pad), norm(c_out), activation()]
-
-    decoder: list[nn.Module] = []
-    layers = list(zip(in_channels, channels, strides_t, strict=True))
-    for depth in reversed(range(len(layers))):
-        c_out, c_in, stride = layers[depth]
-        src, dst = sizes[depth + 1], sizes[depth]
-        out_pad = tuple(
-            t - ((n - 1) * s - 2 * pad + kernel) for n, t, s in zip(src, dst, stride, strict=True)
-        )
-        if any(not 0 <= p < max(s, 1) for p, s in zip(out_pad, stride, strict=True)):
-            raise ValueError(f"cannot mirror strides {list(strides)} for input shape {input_shape}")
-        decoder.append(deconv(c_in, c_out, kernel, stride, pad, output_padding=out_pad))
-        if depth > 0:
-            decoder += [norm(c_out), activation()]
-    latent = (channels[-1], *sizes[-1])
-    return nn.Sequential(*encoder), nn.Sequential(*decoder), latent
+    encoder = [(kernel, s, c) for s, c in zip(strides, channels, strict=True)]
+    decoder = [(kernel, s, c) for s, c in zip(strides, in_channels, strict=True)][::-1]
+    return conv_net(input_shape, encoder, decoder, activation)
 
 
 def mlp_autoencoder(
@@ -178,9 +209,32 @@ def _features(input_shape: Shape, name: str) -> int:
 # --- the registered backbones ------------------------------------------------------------
 
 
-@register_backbone("mnist", "paper's MNIST net: Conv2(3,2,32)-Conv2(3,2,16)-Conv2(3,3,8), N=100, global")
+@register_backbone(
+    "mnist",
+    "MNIST net as SPEC §5's seed note reads the paper: Conv2(3,2,32)-Conv2(3,2,16)-Conv2(3,3,8), "
+    "72-d code, N=100, global",
+    aliases=("mnist-seed-note",),
+)
 def _mnist(input_shape: Shape, width: float) -> Backbone:
     enc, dec, latent = conv_autoencoder(input_shape, _scaled([32, 16, 8], width), [2, 2, 3], nn.ReLU)
+    return Backbone(enc, dec, latent, "global", 100)
+
+
+@register_backbone(
+    "mnist-paper-text",
+    "MNIST net as a published version of the paper's text gives it (SPEC §5): "
+    "Conv2(1,2,16)-Conv2(3,2,32)-Conv2(3,2,64) / Dconv2(3,2,64)-Dconv2(3,2,32)-Dconv2(3,2,1), "
+    "1024-d code, N=100, global",
+)
+def _mnist_paper_text(input_shape: Shape, width: float) -> Backbone:
+    # paddings are not in the text: k // 2 with solved output paddings gives 28-14-7-4 and back
+    c16, c32, c64 = _scaled([16, 32, 64], width)
+    enc, dec, latent = conv_net(
+        input_shape,
+        [(1, 2, c16), (3, 2, c32), (3, 2, c64)],
+        [(3, 2, c64), (3, 2, c32), (3, 2, input_shape[0])],
+        nn.ReLU,
+    )
     return Backbone(enc, dec, latent, "global", 100)
 
 
@@ -273,9 +327,11 @@ def count_parameters(module: nn.Module) -> int:
 __all__ = [
     "Addressing",
     "Backbone",
+    "Layer",
     "auto_backbone",
     "build_backbone",
     "conv_autoencoder",
+    "conv_net",
     "conv_stages",
     "count_parameters",
     "list_backbones",

@@ -76,6 +76,19 @@ class MemAE(nn.Module):
         return self.decoder(z)
 
 
+def authors_init(model: nn.Module, std: float = 0.02) -> None:
+    """Re-draw the weights in place as the authors' code does: conv and transposed-conv
+    weights ~ N(0, std²) (their biases keep PyTorch's draw), batch-norm scale ~ N(1, std²)
+    and shift = 0. Linear layers and the memory keep their own initialisation."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.conv._ConvNd):
+                module.weight.normal_(0.0, std)
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+                module.weight.normal_(1.0, std)
+                module.bias.zero_()
+
+
 def resolve_model_config(config: ModelConfig) -> ModelConfig:
     """Fill every ``"auto"``/``None`` field of ``config`` with a concrete value."""
     name = auto_backbone(config.input_shape) if config.backbone == "auto" else config.backbone
@@ -115,4 +128,6 @@ def build_model(config: ModelConfig) -> tuple[MemAE, ModelConfig]:
             similarity=config.similarity,  # type: ignore[arg-type]
         )
     model = MemAE(backbone.encoder, backbone.decoder, backbone.latent_shape, memory, config.addressing)  # type: ignore[arg-type]
+    if config.weight_init == "authors":
+        authors_init(model)
     return model, config

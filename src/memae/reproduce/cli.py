@@ -63,8 +63,10 @@ def handle(args: argparse.Namespace) -> int:
     results = Path(args.results_dir)
     if args.table == "figures":
         from memae.reproduce.figures import make_figures
+        from memae.reproduce.table1 import settings
 
-        make_figures(_options(args, results), Path(args.doc).parent / "figures")
+        options = _options(args, results)
+        make_figures(options, settings("mnist", options), Path(args.doc).parent / "figures")
     elif args.table != "report":
         get_table(args.table).run(_options(args, results))
     summaries = []

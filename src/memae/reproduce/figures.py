@@ -27,16 +27,20 @@ FIGURES = {
 
 
 def make_figures(
-    options: RunOptions, out_dir: Path, normal: int = 5, anomaly: int = 9, seed: int = 0
+    options: RunOptions,
+    cfg: dict[str, Any],
+    out_dir: Path,
+    normal: int = 5,
+    anomaly: int = 9,
+    seed: int = 0,
 ) -> Path:
-    """Train AE and MemAE on MNIST ``normal`` with Table 1's settings; write the figures
-    into ``out_dir`` and a JSON record of what made them into the results folder."""
+    """Train AE and MemAE on MNIST ``normal`` with ``cfg`` (Table 1's MNIST config, whose
+    ``"detector"`` entry holds the detector's parameters); write the figures into
+    ``out_dir`` and a JSON record of what made them into the results folder."""
     from memae.data.mnist import load_mnist
-    from memae.reproduce.table1 import settings
 
     X, y = load_mnist(options.data_dir)
     split = one_class_split(X, y, normal, seed=seed)
-    cfg = settings("mnist", options)
     models = {
         v: MemAEDetector(**{**cfg["detector"], "variant": v, "random_state": seed}).fit(
             split.train, X_val=split.val

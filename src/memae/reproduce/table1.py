@@ -137,11 +137,14 @@ def run(options: RunOptions) -> None:
 
 
 def _settings_note() -> str:
+    from memae.nn.backbones import list_backbones
+
     parts = []
     for dataset, cfg in SETTINGS.items():
         d = cfg["detector"]
         parts.append(
-            f"{dataset}: the `{d['backbone']}` net, {d['similarity']}-product addressing, "
+            f"{dataset}: the `{d['backbone']}` net ({list_backbones()[d['backbone']]}), "
+            f"{d['similarity']}-product addressing, "
             f"{d['epochs']} epochs of Adam at lr {d['lr']:g} ({d.get('schedule', 'constant')} schedule), "
             f"batch {d['batch_size']}"
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memae.checkpoint import atomic_write
+from memae.reproduce.paired import agreement, paired_markdown, paired_test
 from memae.reproduce.records import RunKey, changed_settings, load_records, per_class, read_record, summarise
 
 
@@ -34,6 +35,29 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """A named way to read a table's records: the metrics each record shows under it
+    (``None`` where a record cannot give them). A table with readings prints its rows
+    under the first and keeps a row set of its own for each of the others."""
+
+    name: str
+    description: str
+    metrics: Callable[[dict[str, Any]], dict[str, float] | None]
+
+
+def read(records: list[dict[str, Any]], reading: Reading | None) -> list[dict[str, Any]]:
+    """The records with their metrics as ``reading`` gives them (unchanged for None)."""
+    if reading is None:
+        return records
+    out = []
+    for rec in records:
+        metrics = reading.metrics(rec)
+        if metrics is not None:
+            out.append({**rec, "metrics": metrics})
+    return out
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """One of the paper's tables."""
 
@@ -48,6 +72,17 @@ class TableSpec:
     extra: Callable[[Path], str] | None = None
     #: a recorded config as it compares with a newer one (fields added since at their defaults)
     comparable: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: named readings of the records; the first is the table's own, () = the records' metrics
+    readings: tuple[Reading, ...] = ()
+
+    @property
+    def default_reading(self) -> Reading | None:
+        return self.readings[0] if self.readings else None
+
+    @property
+    def headline(self) -> str:
+        """The metric the paired test and the pilots compare."""
+        return "f1" if "f1" in self.metrics else self.metrics[0]
 
 
 TABLES: dict[str, TableSpec] = {}
@@ -65,11 +100,19 @@ def get_table(name: str) -> TableSpec:
 
 
 def write_summary(results_dir: Path, spec: TableSpec) -> dict[str, Any]:
-    """Regenerate ``<results_dir>/<table>.json`` from the table's records."""
-    summary = summarise(load_records(results_dir, spec.name))
-    text = json.dumps(summary, indent=2, sort_keys=True)
-    atomic_write(results_dir / f"{spec.name}.json", lambda p: Path(p).write_text(text + "\n"))
+    """Regenerate ``<results_dir>/<table>.json`` from the table's records under its own
+    reading, and ``<table>.<reading>.json`` under each of its other readings."""
+    records = load_records(results_dir, spec.name)
+    summary = summarise(read(records, spec.default_reading))
+    for reading in spec.readings[1:]:
+        _write_json(results_dir / f"{spec.name}.{reading.name}.json", summarise(read(records, reading)))
+    _write_json(results_dir / f"{spec.name}.json", summary)
     return summary
+
+
+def _write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True)
+    atomic_write(path, lambda p: Path(p).write_text(text + "\n"))
 
 
 def _fmt(stats: dict[str, Any] | None) -> str:
@@ -91,37 +134,24 @@ def _paper(value: Any) -> str:
 
 
 def render_table(results_dir: Path, spec: TableSpec) -> str:
-    """The markdown section of one table: ours beside the paper's, then per-class AUCs."""
-    records = load_records(results_dir, spec.name)
-    summary = summarise(records)
+    """The markdown section of one table: ours beside the paper's (under the table's own
+    reading, then a row set per other reading), MemAE against AE paired, per-class values."""
+    all_records = load_records(results_dir, spec.name)
+    records = read(all_records, spec.default_reading)
     lines = [f"## {spec.title}", ""]
     if spec.notes:
         lines += [spec.notes, ""]
     extra = spec.extra(results_dir) if spec.extra is not None else ""
-    if not records:
+    if not all_records:
         return "\n".join([*lines, "No runs recorded yet.", "", extra])
-    datasets = sorted(set(summary) | set(spec.paper))
-    if len(spec.metrics) == 1:
-        lines += ["| method | " + " | ".join(f"{d} (ours) | {d} (paper)" for d in datasets) + " |"]
-        lines += ["|---|" + "---|---|" * len(datasets)]
-        methods = method_order(spec, summary)
-        for method in methods:
-            cells = [
-                f"{_fmt(summary.get(d, {}).get(method))} | {_paper(spec.paper.get(d, {}).get(method))}"
-                for d in datasets
-            ]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    else:
-        for d in datasets:
-            lines += [f"**{d}**", ""]
-            lines += ["| method | " + " | ".join(f"{m} (ours) | {m} (paper)" for m in spec.metrics) + " |"]
-            lines += ["|---|" + "---|---|" * len(spec.metrics)]
-            for method in method_order(spec, summary, d):
-                ours = summary.get(d, {}).get(method, {})
-                paper = spec.paper.get(d, {}).get(method, {})
-                cells = [f"{_fmt(ours.get(m))} | {_paper(paper.get(m))}" for m in spec.metrics]
-                lines.append(f"| {method} | " + " | ".join(cells) + " |")
-            lines.append("")
+    if spec.default_reading is not None:
+        lines += [f"Rows under `{spec.default_reading.name}`: {spec.default_reading.description}", ""]
+    lines += _rows(spec, summarise(records))
+    lines += paired_section(spec, records)
+    for reading in spec.readings[1:]:
+        other = read(all_records, reading)
+        lines += [f"Rows under `{reading.name}`: {reading.description}", ""]
+        lines += [*_rows(spec, summarise(other)), *paired_section(spec, other)]
     classes = per_class(records, spec.metrics[0])
     for dataset, methods in sorted(classes.items()):
         all_classes = sorted({c for per in methods.values() for c in per})
@@ -135,17 +165,59 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
                 + " | ".join(f"{per[c]:.4f}" if c in per else "–" for c in all_classes)
                 + " |"
             )
-    seconds = sum(r.get("wall_seconds", 0.0) for r in records)
-    commits = sorted({_short(str(r.get("commit"))) for r in records})
-    lines += ["", *wall_time_table(records)]
+    seconds = sum(r.get("wall_seconds", 0.0) for r in all_records)
+    commits = sorted({_short(str(r.get("commit"))) for r in all_records})
+    lines += ["", *wall_time_table(all_records)]
     lines += [
         "",
-        f"{len(records)} runs, {seconds / 3600:.2f} h of wall time in total, about "
+        f"{len(all_records)} runs, {seconds / 3600:.2f} h of wall time in total, about "
         f"{seconds / 7200:.1f} h on 2 cores (records under `results/runs/{spec.name}/`, "
         f"commits {', '.join(commits)}).",
         "",
     ]
     return "\n".join([*lines, extra])
+
+
+def _rows(spec: TableSpec, summary: dict[str, Any]) -> list[str]:
+    """Markdown lines of ours beside the paper's, one row per method."""
+    datasets = sorted(set(summary) | set(spec.paper))
+    lines: list[str] = []
+    if len(spec.metrics) == 1:
+        lines += ["| method | " + " | ".join(f"{d} (ours) | {d} (paper)" for d in datasets) + " |"]
+        lines += ["|---|" + "---|---|" * len(datasets)]
+        for method in method_order(spec, summary):
+            cells = [
+                f"{_fmt(summary.get(d, {}).get(method))} | {_paper(spec.paper.get(d, {}).get(method))}"
+                for d in datasets
+            ]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        return [*lines, ""]
+    for d in datasets:
+        lines += [f"**{d}**", ""]
+        lines += ["| method | " + " | ".join(f"{m} (ours) | {m} (paper)" for m in spec.metrics) + " |"]
+        lines += ["|---|" + "---|---|" * len(spec.metrics)]
+        for method in method_order(spec, summary, d):
+            ours = summary.get(d, {}).get(method, {})
+            paper = spec.paper.get(d, {}).get(method, {})
+            cells = [f"{_fmt(ours.get(m))} | {_paper(paper.get(m))}" for m in spec.metrics]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _paper_values(spec: TableSpec, dataset: str) -> dict[str, float | None]:
+    """The paper's headline value of each method on ``dataset``."""
+    out: dict[str, float | None] = {}
+    for method, value in spec.paper.get(dataset, {}).items():
+        out[method] = value.get(spec.headline) if isinstance(value, dict) else value
+    return out
+
+
+def paired_section(spec: TableSpec, records: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: MemAE against AE paired over the runs both have, per dataset."""
+    datasets = sorted({r["dataset"] for r in records})
+    tests = [(paired_test(records, d, spec.headline), _paper_values(spec, d)) for d in datasets]
+    return paired_markdown([(t, paper) for t, paper in tests if t is not None])
 
 
 def wall_time_table(records: list[dict[str, Any]]) -> list[str]:
@@ -183,6 +255,48 @@ def method_order(spec: TableSpec, summary: dict[str, Any], dataset: str | None =
     return list(seen)
 
 
+def memory_summary(results_dir: Path) -> str:
+    """A section: MemAE against AE in every table (its own reading), beside the paper."""
+    rows = []
+    for spec in TABLES.values():
+        records = read(load_records(results_dir, spec.name), spec.default_reading)
+        for dataset in sorted({r["dataset"] for r in records}):
+            test = paired_test(records, dataset, spec.headline)
+            if test is None:
+                continue
+            paper = _paper_values(spec, dataset)
+            memae, ae = paper.get("MemAE"), paper.get("AE")
+            paper_diff = None if memae is None or ae is None else memae - ae
+            state = agreement(test, paper_diff)
+            rows.append(
+                f"| {spec.name} | {dataset} | {spec.headline} | {test.n_pairs} | "
+                f"{test.mean_a:.4f} / {'–' if memae is None else f'{memae:.4f}'} | "
+                f"{test.difference:+.4f} [{test.ci_low:+.4f}, {test.ci_high:+.4f}] | "
+                f"{'–' if test.p_value is None else f'{test.p_value:.3g}'} | "
+                f"{'–' if paper_diff is None else f'{paper_diff:+.4f}'} | {state} |"
+            )
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            "## Does the memory help?",
+            "",
+            "MemAE against AE in every table, paired by run (same dataset, class and seed) and read "
+            "as each table's rows are: MemAE's mean (ours / the paper's), the mean difference "
+            "MemAE − AE with its 95 % t interval, the two-sided Wilcoxon signed-rank p-value, the "
+            "paper's difference, and whether our pairs agree with the paper's ordering at p < 0.05 "
+            "(*not confirmed*: the difference is not distinguishable from zero on these runs). "
+            "Each table's section below repeats its test with the pairs each way.",
+            "",
+            "| table | dataset | metric | pairs | MemAE (ours / paper) | MemAE − AE [95 % interval] | "
+            "Wilcoxon p | paper MemAE − AE | our pairs vs the paper |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+
+
 def write_results_doc(results_dir: Path, doc: Path) -> Path:
     """Regenerate ``docs/RESULTS.md`` from the records of every registered table."""
     sections = [
@@ -194,6 +308,7 @@ def write_results_doc(results_dir: Path, doc: Path) -> Path:
         "of the mean over classes); brackets give the seeds (and classes) behind them.",
         "",
     ]
+    sections.append(memory_summary(results_dir))
     for spec in TABLES.values():
         sections.append(render_table(results_dir, spec))
     sections.append(pilots_markdown(results_dir))
@@ -227,7 +342,7 @@ def pilots_markdown(results_dir: Path) -> str:
     for folder in folders:
         for spec in TABLES.values():
             grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-            for rec in load_records(folder, spec.name):
+            for rec in read(load_records(folder, spec.name), spec.default_reading):
                 grouped[(rec["dataset"], rec["method"])].append(rec)
             for (dataset, method), runs in sorted(grouped.items()):
                 rows.append(_pilot_row(results_dir, folder.name, spec, dataset, method, runs))
@@ -239,7 +354,8 @@ def pilots_markdown(results_dir: Path) -> str:
         "Runs made while the tables' settings were chosen, each folder under `results/sweeps/` "
         "the `--results-dir` of one command (`results/sweeps/README.md` lists them). *Grid* is "
         "the mean of the tables' own records of the same runs (dataset, class, seed), where "
-        "they exist; the last column is where the settings of the two differ (grid -> pilot; "
+        f"they exist; both are read as the table's rows are{_readings_note()}; "
+        "the last column is where the settings of the two differ (grid -> pilot; "
         "*(default)*: a setting the config leaves to the detector's default). "
         "Mostly one seed each: these chose settings, they are not results.",
         "",
@@ -251,17 +367,22 @@ def pilots_markdown(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _readings_note() -> str:
+    named = [f"{s.name} under `{s.default_reading.name}`" for s in TABLES.values() if s.default_reading]
+    return f" ({', '.join(named)})" if named else ""
+
+
 def _pilot_row(
     results_dir: Path, folder: str, spec: TableSpec, dataset: str, method: str, runs: list[dict[str, Any]]
 ) -> str:
-    metric = "f1" if "f1" in spec.metrics else spec.metrics[0]
+    metric = spec.headline
     pilot = [r["metrics"][metric] for r in runs]
     grid, changes = [], []
     for rec in runs:
         key = RunKey(spec.name, dataset, method, rec["seed"], rec.get("normal_class"))
         path = key.path(results_dir)
-        if path.is_file():
-            own = read_record(path)
+        own_records = read([read_record(path)], spec.default_reading) if path.is_file() else []
+        for own in own_records:
             grid.append(own["metrics"][metric])
             diff = _config_changes(spec, own.get("config", {}), rec.get("config", {}))
             changes += [c for c in diff if c not in changes]

@@ -6,6 +6,7 @@ from memae.nn import build_backbone, build_model, list_backbones, memae_loss, re
 
 SHAPES = {
     "mnist": (1, 28, 28),
+    "mnist-paper-text": (1, 28, 28),
     "cifar10": (3, 32, 32),
     "kddcup": (118,),
     "video": (1, 16, 32, 32),
@@ -32,6 +33,67 @@ def test_backbones_reconstruct_the_input_shape(name: str) -> None:
 
 def test_paper_mnist_encoding_is_8x3x3() -> None:
     assert build_backbone("mnist", (1, 28, 28)).latent_shape == (8, 3, 3)
+
+
+def test_the_seed_note_name_builds_the_mnist_net() -> None:
+    a, b = build_backbone("mnist-seed-note", (1, 28, 28)), build_backbone("mnist", (1, 28, 28))
+    assert a.latent_shape == b.latent_shape and str(a.encoder) == str(b.encoder)
+    assert str(a.decoder) == str(b.decoder)
+
+
+def _layers(module: torch.nn.Module, kind: type) -> list[tuple[int, int, int]]:
+    return [(m.kernel_size[0], m.stride[0], m.out_channels) for m in module.modules() if isinstance(m, kind)]
+
+
+def test_paper_text_mnist_net_is_the_layers_the_text_gives() -> None:
+    backbone = build_backbone("mnist-paper-text", (1, 28, 28))
+    assert backbone.latent_shape == (64, 4, 4)
+    assert _layers(backbone.encoder, torch.nn.Conv2d) == [(1, 2, 16), (3, 2, 32), (3, 2, 64)]
+    assert _layers(backbone.decoder, torch.nn.ConvTranspose2d) == [(3, 2, 64), (3, 2, 32), (3, 2, 1)]
+    x, sizes = torch.randn(3, 1, 28, 28), [28]
+    for layer in [*backbone.encoder, *backbone.decoder]:
+        x = layer(x)
+        if isinstance(layer, torch.nn.modules.conv._ConvNd):
+            sizes.append(x.shape[-1])
+    assert sizes == [28, 14, 7, 4, 7, 14, 28]
+
+
+def test_conv_net_refuses_a_decoder_that_cannot_restore_the_input() -> None:
+    from memae.nn.backbones import conv_net
+
+    with pytest.raises(ValueError, match="ending in 1 channels"):
+        conv_net((1, 28, 28), [(3, 2, 8), (3, 2, 16)], [(3, 2, 8), (3, 2, 3)], torch.nn.ReLU)
+    with pytest.raises(ValueError, match="needs 2 layers"):
+        conv_net((1, 28, 28), [(3, 2, 8), (3, 2, 16)], [(3, 2, 1)], torch.nn.ReLU)
+    with pytest.raises(ValueError, match="cannot mirror"):  # a stride-2 layer cannot undo stride 4
+        conv_net((1, 28, 28), [(3, 4, 8)], [(3, 2, 1)], torch.nn.ReLU)
+
+
+def test_authors_init_draws_the_authors_statistics() -> None:
+    torch.manual_seed(0)
+    model, config = build_model(ModelConfig((3, 32, 32), backbone="cifar10", weight_init="authors"))
+    assert config.weight_init == "authors"
+    convs = [m.weight.flatten() for m in model.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    weights = torch.cat(convs)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    gamma = torch.cat([m.weight for m in norms])
+    assert abs(float(weights.mean())) < 1e-3 and float(weights.std()) == pytest.approx(0.02, rel=0.02)
+    assert float(gamma.mean()) == pytest.approx(1.0, abs=3e-3)
+    assert float(gamma.std()) == pytest.approx(0.02, rel=0.15)
+    assert all(float(m.bias.abs().max()) == 0.0 for m in norms)
+    # the memory keeps its own uniform draw in ±1/sqrt(C)
+    assert model.memory is not None and float(model.memory.memory.abs().max()) <= 1 / 4096**0.5
+
+    torch.manual_seed(0)
+    default, _ = build_model(ModelConfig((3, 32, 32), backbone="cifar10"))
+    assert all(bool((m.weight == 1).all()) for m in default.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    first = next(m for m in default.modules() if isinstance(m, torch.nn.Conv2d))
+    assert float(first.weight.std()) > 0.05  # PyTorch's own draw, not N(0, 0.02)
+
+
+def test_unknown_weight_init_is_refused() -> None:
+    with pytest.raises(ValueError, match="weight_init must be one of"):
+        ModelConfig((1, 28, 28), weight_init="xavier")
 
 
 def test_paper_video_encoding_is_256x2x16x16_and_location_addressing() -> None:

@@ -1,0 +1,85 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from memae.reproduce.paired import agreement, paired_test, verdict
+from memae.reproduce.records import RunKey, write_record
+from memae.reproduce.tables import render_table, write_summary
+from memae.reproduce.video import READINGS, TABLE2
+
+
+def _rec(method: str, seed: int, value: float, normal_class: int | None = None) -> dict:
+    return {
+        "dataset": "d",
+        "method": method,
+        "seed": seed,
+        "normal_class": normal_class,
+        "metrics": {"auc": value},
+    }
+
+
+def test_pairs_by_class_and_seed_and_matches_scipy() -> None:
+    rng = np.random.default_rng(0)
+    ae = rng.uniform(0.5, 0.9, size=(4, 3))
+    memae = ae + rng.normal(0.01, 0.02, size=(4, 3))
+    records = [_rec("AE", s, ae[c, s], c) for c in range(4) for s in range(3)]
+    records += [_rec("MemAE", s, memae[c, s], c) for c in range(4) for s in range(3)]
+    records += [_rec("MemAE", 7, 0.1, 0), _rec("KDE", 0, 0.9, 0)]  # no partner: left out
+    test = paired_test(records[::-1], "d", "auc")
+    assert test is not None and test.n_pairs == 12 and test.n_classes == 4 and test.n_seeds == 3
+    d = (memae - ae).ravel()
+    assert test.difference == pytest.approx(d.mean())
+    assert test.p_value == pytest.approx(stats.wilcoxon(memae.ravel(), ae.ravel()).pvalue)
+    half = stats.t.ppf(0.975, 11) * d.std(ddof=1) / np.sqrt(12)
+    assert (test.ci_low, test.ci_high) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert (test.wins, test.losses) == (int((d > 0).sum()), int((d < 0).sum()))
+    assert paired_test(records, "other", "auc") is None
+
+
+def test_agreement_with_the_paper() -> None:
+    up = [_rec("AE", s, 0.5 + s / 100) for s in range(8)] + [_rec("MemAE", s, 0.6 + s / 90) for s in range(8)]
+    test = paired_test(up, "d", "auc")
+    assert test is not None and test.p_value is not None and test.p_value < 0.05 and test.n_classes is None
+    assert agreement(test, 0.02) == "agrees" and agreement(test, -0.02) == "disagrees"
+    assert "we disagree with the paper" in verdict(test, -0.02)
+    few = paired_test(up[:3] + up[8:11], "d", "auc")
+    assert few is not None and agreement(few, 0.02) == "not confirmed"
+    assert "cannot go below p = 0.25" in verdict(few, 0.02)
+    tied = paired_test(
+        [_rec("AE", 0, 0.5), _rec("MemAE", 0, 0.5), _rec("AE", 1, 0.6), _rec("MemAE", 1, 0.6)], "d", "auc"
+    )
+    assert tied is not None and tied.p_value is None and agreement(tied, 0.02) == "not confirmed"
+
+
+def _video_record(results: Path, method: str, seed: int, alignment: str, auc: float, authors: float) -> None:
+    config = {"scoring": {"alignment": alignment}}
+    write_record(
+        results,
+        RunKey("table2", "ucsd_ped2", method, seed),
+        {"auc": auc},
+        config,
+        1.0,
+        extra={"auc_authors_alignment": authors},
+    )
+
+
+def test_video_tables_read_the_authors_alignment_first_and_keep_center(tmp_path: Path) -> None:
+    for seed in range(3):
+        _video_record(tmp_path, "AE", seed, "center", 0.80 + seed / 100, 0.82 + seed / 100)
+        _video_record(tmp_path, "MemAE", seed, "center", 0.81 + seed / 100, 0.85 + seed / 100)
+    _video_record(tmp_path, "MemAE", 3, "authors", 0.90, 0.90)  # no centred AUC to give
+    summary = write_summary(tmp_path, TABLE2)
+    assert summary == json.loads((tmp_path / "table2.json").read_text())
+    assert summary["ucsd_ped2"]["MemAE"]["n_runs"] == 4
+    assert summary["ucsd_ped2"]["MemAE"]["mean"] == pytest.approx(np.mean([0.85, 0.86, 0.87, 0.90]))
+    center = json.loads((tmp_path / "table2.center.json").read_text())
+    assert center["ucsd_ped2"]["MemAE"]["n_runs"] == 3
+    assert center["ucsd_ped2"]["AE"]["mean"] == pytest.approx(0.81)
+    assert [r.name for r in READINGS] == ["authors", "center"]
+    text = render_table(tmp_path, TABLE2)
+    assert text.index("Rows under `authors`") < text.index("Rows under `center`")
+    assert "| ucsd_ped2 | auc | 3 seed pairs | +0.0300 |" in text
+    assert "| ucsd_ped2 | auc | 3 seed pairs | +0.0100 |" in text
