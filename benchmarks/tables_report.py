@@ -1,8 +1,10 @@
 """The tables sections of docs/TABLES.md and docs/PERFORMANCE.md, from the JSON records of
-``benchmarks/tables.py`` and ``benchmarks/tables_speed.py``; every number comes from them.
+``benchmarks/tables.py``, ``benchmarks/tables_speed.py`` and ``benchmarks/kdd_csv.py``; every
+number comes from them.
 
     python benchmarks/tables_report.py [--suite results/tables_suite.json] \\
-        [--sweep results/tables_sweep.json] [--speed results/tables_speed.json]
+        [--sweep results/tables_sweep.json] [--speed results/tables_speed.json] \\
+        [--kdd-csv results/kdd_csv.json]
 
 Each section lies between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` markers and is
 replaced as a whole; a file without the markers gets the section appended.
@@ -193,11 +195,39 @@ def replace_section(path: Path, name: str, body: str, heading: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def render_kdd_csv(record: dict[str, Any], path: str) -> str:
+    """The KDDCUP99-as-CSV runs of ``benchmarks/kdd_csv.py``: AUC by seed, beside IForest."""
+    prov = record["provenance"]
+    lines = [
+        GENERATED.format(path=path),
+        "",
+        f"Commit `{prov['commit']}`, {prov['time_utc']}; {prov['machine']['processor']}, "
+        f"{prov['machine']['cpu_count']} CPUs, torch {prov['machine']['torch']}. Services held out of "
+        f"training: {', '.join(record['held_out_services'])}. Commands (in a temporary folder):",
+        "",
+        *(f"    {c}" for c in record["runs"][0]["commands"]),
+        "",
+        "| seed | training rows | test rows (normal / attack) | test rows with an unseen service | "
+        "memae AUC | IForest, one-hot by hand |",
+        "|---:|---:|---|---:|---:|---:|",
+    ]
+    for run in record["runs"]:
+        lines.append(
+            f"| {run['seed']} | {run['train_rows']:,} | {run['test_normal']:,} / {run['test_attack']:,} | "
+            f"{run['test_rows_with_unseen_service']:,} | {run['memae_auc']:.4f} | {run['iforest_by_hand_auc']:.4f} |"
+        )
+    lines.append(
+        f"| mean | | | | **{record['memae_auc_mean']:.4f}** | {record['iforest_by_hand_auc_mean']:.4f} |"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="results/tables_suite.json")
     parser.add_argument("--sweep", default="results/tables_sweep.json")
     parser.add_argument("--speed", default="results/tables_speed.json")
+    parser.add_argument("--kdd-csv", default="results/kdd_csv.json")
     parser.add_argument("--tables-doc", default="docs/TABLES.md")
     parser.add_argument("--performance-doc", default="docs/PERFORMANCE.md")
     args = parser.parse_args(argv)
@@ -207,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.suite, "tables-suite", "## Small tables against PyOD's defaults", render_suite),
         (args.sweep, "tables-sweep", "## How the defaults were chosen", render_sweep),
         (args.speed, "tables-speed", "## Speed against PyOD on tables", render_speed),
+        (args.kdd_csv, "kdd-csv", "## KDDCUP99 records as a CSV, through the command line", render_kdd_csv),
     ):
         if Path(path).exists():
             record = json.loads(Path(path).read_text(encoding="utf-8"))
