@@ -214,7 +214,8 @@ def render_kdd_csv(record: dict[str, Any], path: str) -> str:
     for run in record["runs"]:
         lines.append(
             f"| {run['seed']} | {run['train_rows']:,} | {run['test_normal']:,} / {run['test_attack']:,} | "
-            f"{run['test_rows_with_unseen_service']:,} | {run['memae_auc']:.4f} | {run['iforest_by_hand_auc']:.4f} |"
+            f"{run['test_rows_with_unseen_service']:,} | {run['memae_auc']:.4f} | "
+            f"{run['iforest_by_hand_auc']:.4f} |"
         )
     lines.append(
         f"| mean | | | | **{record['memae_auc_mean']:.4f}** | {record['iforest_by_hand_auc_mean']:.4f} |"
