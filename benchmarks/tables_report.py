@@ -203,7 +203,7 @@ def render_kdd_csv(record: dict[str, Any], path: str) -> str:
         "",
         f"Commit `{prov['commit']}`, {prov['time_utc']}; {prov['machine']['processor']}, "
         f"{prov['machine']['cpu_count']} CPUs, torch {prov['machine']['torch']}. Services held out of "
-        f"training: {', '.join(record['held_out_services'])}. Commands (in a temporary folder):",
+        f"training: {', '.join(record['held_out_services']) or 'none'}. Commands (in a temporary folder):",
         "",
         *(f"    {c}" for c in record["runs"][0]["commands"]),
         "",
