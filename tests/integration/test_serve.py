@@ -62,12 +62,18 @@ def test_health_lists_the_models(url, detectors) -> None:
     assert body["status"] == "ok"
     assert body["models"]["table"]["kind"] == "table"
     assert body["models"]["table"]["columns"] == ["duration", "bytes", "protocol"]
-    assert body["models"]["image"] == {
+    image = body["models"]["image"]
+    assert {k: image[k] for k in ("kind", "input_shape", "columns")} == {
         "kind": "image",
         "input_shape": [1, 16, 16],
-        "threshold": pytest.approx(detectors["image"].threshold_),
         "columns": None,
     }
+    assert image["threshold"] == pytest.approx(detectors["image"].threshold_)
+    before = image["samples"]
+    assert (
+        _post_json(url, "/models/image/score", {"data": blob_images(2, seed=9).tolist()}).status_code == 200
+    )
+    assert httpx.get(url + "/health", timeout=30).json()["models"]["image"]["samples"] == before + 2
 
 
 def test_table_rows_by_name_and_by_position_score_as_the_detector(url, detectors) -> None:

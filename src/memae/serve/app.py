@@ -45,6 +45,8 @@ class ModelInfo(BaseModel):
     input_shape: list[int]
     threshold: float
     columns: list[str] | None = None
+    batches: int = 0
+    samples: int = 0
 
 
 class Health(BaseModel):
@@ -145,8 +147,11 @@ def create_app(detectors: Mapping[str, MemAEDetector], config: ServeConfig) -> F
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:
-        """The loaded models: their kind, input shape, threshold and (tables) column names."""
-        return Health(status="ok", models={name: _info(det) for name, det in detectors.items()})
+        """The loaded models: their kind, input shape, threshold, (tables) column names, and
+        the forward passes (``batches``) and samples scored since start-up."""
+        return Health(
+            status="ok", models={name: _info(det, workers[name]) for name, det in detectors.items()}
+        )
 
     async def score_with(name: str, request: Request) -> JSONResponse:
         detector, worker = detectors[name], workers[name]
@@ -156,10 +161,9 @@ def create_app(detectors: Mapping[str, MemAEDetector], config: ServeConfig) -> F
             if maps and not is_image_model(detector):
                 raise RequestError(400, f"maps are made for image models; {name!r} scores {samples.kind}")
             try:
-                data = await run_in_threadpool(detector._validated, samples.X)
+                scores = await worker.score(samples.X)
             except (ValueError, TypeError) as err:
                 raise RequestError(400, str(err)) from err
-            scores = await worker.score(data)
             answer = _answer(name, detector, samples, scores)
             if maps:
                 errors = await worker.call(lambda: detector.anomaly_maps(samples.X))
@@ -263,7 +267,7 @@ def _png(image: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _info(detector: MemAEDetector) -> ModelInfo:
+def _info(detector: MemAEDetector, worker: ScoringWorker) -> ModelInfo:
     kind = "table" if detector.table_ is not None else "image" if is_image_model(detector) else "array"
     columns = list(getattr(detector, "feature_names_in_", [])) or None
     return ModelInfo(
@@ -271,6 +275,8 @@ def _info(detector: MemAEDetector) -> ModelInfo:
         input_shape=list(detector.input_shape_),
         threshold=float(detector.threshold_),
         columns=columns,
+        batches=worker.batches,
+        samples=worker.samples,
     )
 
 
