@@ -156,18 +156,17 @@ def create_app(detectors: Mapping[str, MemAEDetector], config: ServeConfig) -> F
     async def score_with(name: str, request: Request) -> JSONResponse:
         detector, worker = detectors[name], workers[name]
         maps = request.query_params.get("maps", "false").lower() in ("1", "true", "yes")
-        with tempfile.TemporaryDirectory(prefix="memae-serve-") as folder:
-            samples, maps = await _read_request(request, detector, config, folder, maps)
-            if maps and not is_image_model(detector):
-                raise RequestError(400, f"maps are made for image models; {name!r} scores {samples.kind}")
-            try:
-                scores = await worker.score(samples.X)
-            except (ValueError, TypeError) as err:
-                raise RequestError(400, str(err)) from err
-            answer = _answer(name, detector, samples, scores)
-            if maps:
-                errors = await worker.call(lambda: detector.anomaly_maps(samples.X))
-                answer.update(await run_in_threadpool(_map_pngs, np.asarray(samples.X), errors))
+        samples, maps = await _read_request(request, detector, config, maps)
+        if maps and not is_image_model(detector):
+            raise RequestError(400, f"maps are made for image models; {name!r} scores {samples.kind}")
+        try:
+            scores = await worker.score(samples.X)
+        except (ValueError, TypeError) as err:
+            raise RequestError(400, str(err)) from err
+        answer = _answer(name, detector, samples, scores)
+        if maps:
+            errors = await worker.call(lambda: detector.anomaly_maps(samples.X))
+            answer.update(await run_in_threadpool(_map_pngs, np.asarray(samples.X), errors))
         return JSONResponse(answer)
 
     @app.post("/score", response_model=ScoreAnswer, openapi_extra={"requestBody": _REQUEST_BODY})
@@ -204,8 +203,10 @@ def asgi(app: FastAPI) -> ASGIApp:
 
 
 async def _read_request(
-    request: Request, detector: MemAEDetector, config: ServeConfig, folder: str, maps: bool
+    request: Request, detector: MemAEDetector, config: ServeConfig, maps: bool
 ) -> tuple[Samples, bool]:
+    """The request's samples (uploads are read from a temporary folder, removed once read)
+    and whether maps are asked for (the query's ``maps`` or the JSON body's)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         try:
@@ -218,7 +219,9 @@ async def _read_request(
                     413, f"more than {config.limits.max_files} files in the upload (max_files)", "max_files"
                 ) from err
             raise RequestError(400, f"unreadable multipart body: {err.detail}") from err
-        return await run_in_threadpool(upload_samples, detector, contents, config.limits, folder), maps
+        with tempfile.TemporaryDirectory(prefix="memae-serve-") as folder:
+            samples = await run_in_threadpool(upload_samples, detector, contents, config.limits, folder)
+        return samples, maps
     if content_type.startswith("application/json"):
         try:
             body = json.loads(await request.body())
