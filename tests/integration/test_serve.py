@@ -326,3 +326,39 @@ def test_cli_refuses_a_public_host_without_token_and_a_bad_checkpoint(checkpoint
     assert main(["serve", str(checkpoints["table"]), str(broken)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "broken.memae" in err[0], err
+
+
+def test_memae_serve_runs_until_stopped(checkpoints) -> None:
+    """The command itself: loads both checkpoints, answers on its port, stops on SIGTERM."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = [sys.executable, "-m", "memae.cli", "serve", *map(str, checkpoints.values()), "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    server = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "memae serve did not answer"
+                time.sleep(0.2)
+        assert sorted(health["models"]) == ["image", "table"]
+        scored = httpx.post(
+            f"http://127.0.0.1:{port}/models/table/score", json={"data": [[1.0, 100.0, "udp"]]}, timeout=30
+        )
+        assert scored.status_code == 200, scored.text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+    assert f"on http://127.0.0.1:{port}" in server.stderr.read()
