@@ -360,5 +360,6 @@ def test_memae_serve_runs_until_stopped(checkpoints) -> None:
         assert scored.status_code == 200, scored.text
     finally:
         server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0
+        # uvicorn shuts down, then re-raises the signal it caught: killed by SIGTERM, after a clean stop
+        assert server.wait(timeout=60) in (0, -signal.SIGTERM)
     assert f"on http://127.0.0.1:{port}" in server.stderr.read()
