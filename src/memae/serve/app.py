@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +30,7 @@ from memae.serve.batching import ScoringWorker
 from memae.serve.config import ServeConfig
 from memae.serve.inputs import RequestError, Samples, is_image_model, json_samples, upload_samples
 from memae.thresholds import ecdf_score
+from memae.video.experiment import TrainedVideoModel
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -43,7 +44,7 @@ _OPEN_PATHS = frozenset({"/"})
 class ModelInfo(BaseModel):
     kind: str
     input_shape: list[int]
-    threshold: float
+    threshold: float | None
     columns: list[str] | None = None
     batches: int = 0
     samples: int = 0
@@ -103,8 +104,9 @@ _REQUEST_BODY = {
 }
 
 
-def create_app(detectors: Mapping[str, MemAEDetector], config: ServeConfig) -> FastAPI:
-    """The service for ``detectors`` (name -> fitted detector), each scored by its own
+def create_app(detectors: Mapping[str, MemAEDetector | TrainedVideoModel], config: ServeConfig) -> FastAPI:
+    """The service for ``detectors`` (name -> fitted detector, or a video model streamed
+    at ``/models/{name}/stream``), each run by its own
     :class:`~memae.serve.batching.ScoringWorker`, started and stopped with the application."""
     if not detectors:
         raise ValueError("expected at least one detector to serve, got none")
@@ -155,6 +157,8 @@ def create_app(detectors: Mapping[str, MemAEDetector], config: ServeConfig) -> F
 
     async def score_with(name: str, request: Request) -> JSONResponse:
         detector, worker = detectors[name], workers[name]
+        if isinstance(detector, TrainedVideoModel):
+            raise RequestError(400, f"{name!r} is a video model: stream its frames to /models/{name}/stream")
         maps = request.query_params.get("maps", "false").lower() in ("1", "true", "yes")
         samples, maps = await _read_request(request, detector, config, maps)
         if maps and not is_image_model(detector):
@@ -189,6 +193,60 @@ def create_app(detectors: Mapping[str, MemAEDetector], config: ServeConfig) -> F
         if name not in detectors:
             raise RequestError(404, f"no model named {name!r}: served are {sorted(detectors)}")
         return await score_with(name, request)
+
+    @app.websocket("/models/{name}/stream")
+    async def stream(websocket: WebSocket, name: str) -> None:
+        """Video frames in, one encoded image (PNG, JPEG) per binary message, then the text
+        ``end``; out, ``{"frame": u, "error": e}`` for each frame once its clip is complete
+        (``memae score-video``'s centred alignment), then ``{"done": true, "frames": n}``."""
+        from memae.serve.video import FrameStream, clip_error, decode_frame
+
+        await websocket.accept()
+        trained = detectors.get(name)
+        if not isinstance(trained, TrainedVideoModel):
+            await _close_with(
+                websocket, f"no video model named {name!r}: video models are {_videos(detectors)}"
+            )
+            return
+        frames = trained.experiment.frames
+        state = FrameStream(frames.clip_len)
+        limit = config.limits.max_video_frames
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") is not None:
+                    if message["text"].strip() != "end":
+                        await _close_with(websocket, "text messages other than 'end' are not understood")
+                        return
+                    scored = state.finish()
+                    await websocket.send_json({"scores": [s._asdict() for s in scored]})
+                    await websocket.send_json({"done": True, "frames": state.received})
+                    await websocket.close()
+                    return
+                if state.received >= limit:
+                    await _close_with(
+                        websocket,
+                        f"more than {limit} frames in one stream (max_video_frames)",
+                        "max_video_frames",
+                    )
+                    return
+                frame = decode_frame(message.get("bytes") or b"", frames.size, config.limits.max_pixels)
+                clip = state.push(frame)
+                if clip is not None:
+                    error = await workers[name].call(lambda c=clip: clip_error(trained, c))
+                    await websocket.send_json({"scores": [s._asdict() for s in state.scored_by(error)]})
+        except OverflowError as err:
+            await _close_with(
+                websocket,
+                f"{err}, more than the {config.limits.max_pixels} allowed (max_pixels)",
+                "max_pixels",
+            )
+        except ValueError as err:
+            await _close_with(websocket, str(err))
+        except WebSocketDisconnect:
+            return
 
     guarded: ASGIApp = BodyLimit(app, config.limits.max_body_bytes)
     if config.token is not None:
@@ -270,7 +328,31 @@ def _png(image: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _info(detector: MemAEDetector, worker: ScoringWorker) -> ModelInfo:
+def describe(app: FastAPI) -> dict[str, ModelInfo]:
+    """What ``/health`` says of each model served by ``app``."""
+    return {name: _info(worker.detector, worker) for name, worker in app.state.workers.items()}
+
+
+async def _close_with(websocket: WebSocket, message: str, limit: str | None = None) -> None:
+    """Tell the client what was wrong, then close (1008: policy; 1009: too big)."""
+    await websocket.send_json({"error": message, "limit": limit})
+    await websocket.close(code=1009 if limit else 1008)
+
+
+def _videos(detectors: Mapping[str, Any]) -> list[str]:
+    return sorted(n for n, d in detectors.items() if isinstance(d, TrainedVideoModel))
+
+
+def _info(detector: MemAEDetector | TrainedVideoModel, worker: ScoringWorker) -> ModelInfo:
+    if isinstance(detector, TrainedVideoModel):
+        frames = detector.experiment.frames
+        return ModelInfo(
+            kind="video",
+            input_shape=[1, frames.clip_len, *frames.size],
+            threshold=None,
+            batches=worker.batches,
+            samples=worker.samples,
+        )
     kind = "table" if detector.table_ is not None else "image" if is_image_model(detector) else "array"
     columns = list(getattr(detector, "feature_names_in_", [])) or None
     return ModelInfo(

@@ -36,7 +36,8 @@ class _Call:
 
 
 class ScoringWorker:
-    """A thread that owns ``detector`` and answers :meth:`score` and :meth:`call`.
+    """A thread that owns ``detector`` and answers :meth:`score` and :meth:`call` (a video
+    model, which is streamed rather than batched, is served by :meth:`call` alone).
 
     Score requests queued within ``batching.wait_ms`` of the first one in the queue are
     concatenated (at most ``batching.max_batch`` samples; a request is never split), prepared
@@ -51,7 +52,7 @@ class ScoringWorker:
         >>> scores = await worker.score(X)
     """
 
-    def __init__(self, detector: MemAEDetector, batching: Batching) -> None:
+    def __init__(self, detector: MemAEDetector | Any, batching: Batching) -> None:
         self.detector = detector
         self.batching = batching
         self._queue: queue.Queue[_Scores | _Call | None] = queue.Queue()

@@ -44,6 +44,9 @@ def add_parser(sub: Any) -> None:
         "--max-pixels", type=int, default=4_000_000, help="pixels per image (default: 4000000)"
     )
     serve.add_argument("--max-files", type=int, default=64, help="files per upload (default: 64)")
+    serve.add_argument(
+        "--max-video-frames", type=int, default=100_000, help="frames per video stream (default: 100000)"
+    )
 
 
 def config_from(args: argparse.Namespace) -> Any:
@@ -58,6 +61,7 @@ def config_from(args: argparse.Namespace) -> Any:
             max_samples=args.max_samples,
             max_pixels=args.max_pixels,
             max_files=args.max_files,
+            max_video_frames=args.max_video_frames,
         ),
         batching=Batching(enabled=not args.no_batching, max_batch=args.max_batch, wait_ms=args.batch_wait_ms),
         torch_threads=args.threads,
@@ -66,14 +70,17 @@ def config_from(args: argparse.Namespace) -> Any:
 
 def load_detectors(paths: list[str]) -> dict[str, Any]:
     """Each checkpoint loaded once, named by its file name without the suffix (names must differ)."""
+    from memae.checkpoint import read_metadata
     from memae.detector import MemAEDetector
+    from memae.video.experiment import load_video_model
 
     detectors: dict[str, Any] = {}
     for path in paths:
         name = Path(path).stem
         if name in detectors:
             raise ValueError(f"two checkpoints are named {name!r}: serve files with different names")
-        detectors[name] = MemAEDetector.load(path)
+        video = read_metadata(path).get("kind") == "video-model"
+        detectors[name] = load_video_model(path) if video else MemAEDetector.load(path)
     return detectors
 
 
@@ -81,7 +88,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from memae.serve.app import asgi, create_app
+        from memae.serve.app import asgi, create_app, describe
     except ImportError as err:
         print(
             f"memae: error: serving needs the serve extra: pip install 'memae[serve]' ({err})",
@@ -91,9 +98,7 @@ def serve(args: argparse.Namespace) -> int:
     config = config_from(args)
     detectors = load_detectors(args.checkpoints)
     app = create_app(detectors, config)
-    served = ", ".join(
-        f"{name} ({'table' if d.table_ is not None else d.input_shape_})" for name, d in detectors.items()
-    )
+    served = ", ".join(f"{name} ({info.kind})" for name, info in describe(app).items())
     print(f"memae: serving {served} on http://{config.host}:{config.port} (API at /docs)", file=sys.stderr)
     uvicorn.run(asgi(app), host=config.host, port=config.port, log_level="warning", timeout_keep_alive=5)
     return 0

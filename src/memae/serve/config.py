@@ -12,16 +12,17 @@ class Limits:
 
     ``max_body_bytes``: the request body (JSON or upload). ``max_samples``: rows or images per
     request. ``max_pixels``: height x width of one image, checked before decoding an upload.
-    ``max_files``: files in one upload.
+    ``max_files``: files in one upload. ``max_video_frames``: frames in one video stream.
     """
 
     max_body_bytes: int = 20_000_000
     max_samples: int = 1024
     max_pixels: int = 4_000_000
     max_files: int = 64
+    max_video_frames: int = 100_000
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_samples", "max_pixels", "max_files"):
+        for name in ("max_body_bytes", "max_samples", "max_pixels", "max_files", "max_video_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
