@@ -91,6 +91,7 @@ async def load(url: str, model: str, clients: int, seconds: float, seed: int) ->
     bodies = [json.dumps(sample_request(model, rng)).encode() for _ in range(64)]
     latencies: list[float] = []
     errors = 0
+    kinds: dict[str, int] = {}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
 
@@ -101,13 +102,14 @@ async def load(url: str, model: str, clients: int, seconds: float, seed: int) ->
                 response = await client.post(
                     f"/models/{model}/score", content=body, headers={"content-type": "application/json"}
                 )
-                ok = response.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if ok:
+                kind = None if response.status_code == 200 else f"HTTP {response.status_code}"
+            except httpx.HTTPError as err:
+                kind = type(err).__name__
+            if kind is None:
                 latencies.append(time.perf_counter() - t0)
             else:
                 errors += 1
+                kinds[kind] = kinds.get(kind, 0) + 1
 
         await asyncio.gather(*(one(bodies[i % len(bodies)]) for i in range(clients)))  # warm-up
         latencies.clear()
@@ -126,6 +128,7 @@ async def load(url: str, model: str, clients: int, seconds: float, seed: int) ->
     return {
         "requests": len(latencies),
         "errors": errors,
+        "error_kinds": kinds,
         "seconds": elapsed,
         "requests_per_second": len(latencies) / elapsed,
         "p50_ms": float(np.percentile(ms, 50)) if ms.size else None,
