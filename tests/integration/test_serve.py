@@ -171,7 +171,7 @@ def test_score_names_the_models_when_several_are_served(url) -> None:
     ("path", "kwargs", "status", "words"),
     [
         ("/models/table/score", {"json": {"data": [{"duration": 1.0, "bytes": 2.0}]}}, 400, "protocol"),
-        ("/models/table/score", {"json": {"data": [[1.0, 2.0]]}}, 400, "fitted with 3 features"),
+        ("/models/table/score", {"json": {"data": [[1.0, 2.0]]}}, 400, "has 2 features"),
         ("/models/table/score", {"json": {"data": [[1.0, 2.0, "tcp"], [1.0]]}}, 400, "same length"),
         ("/models/table/score", {"json": {"data": [[1.0, "x", "tcp"]]}}, 400, "'bytes' held numbers"),
         ("/models/table/score", {"json": {"data": []}}, 400, "non-empty list"),
