@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch; a GPU user sets TORCH (see README) or installs torch first.
 TORCH ?= torch==2.13.0
-EXTRAS ?= test,baselines,export,video,parquet
+EXTRAS ?= test,baselines,export,video,parquet,serve
 
 .PHONY: setup demo test lint clean
 

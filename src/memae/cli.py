@@ -356,6 +356,13 @@ def _train_video(args: argparse.Namespace) -> int:
     return train_video(args)
 
 
+@command("serve")
+def _serve(args: argparse.Namespace) -> int:
+    from memae.serve.cli import serve
+
+    return serve(args)
+
+
 @command("score-video")
 def _score_video(args: argparse.Namespace) -> int:
     from memae.video.cli import score_video
@@ -525,6 +532,10 @@ def build_parser() -> argparse.ArgumentParser:
     from memae.video.cli import add_parsers as add_video
 
     add_video(sub)
+
+    from memae.serve.cli import add_parser as add_serve
+
+    add_serve(sub)
     return parser
 
 

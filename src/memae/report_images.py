@@ -86,6 +86,21 @@ def _display(image: np.ndarray) -> np.ndarray:
     return (np.moveaxis(rgb, 0, -1) * 255).round().astype(np.uint8)
 
 
+def map_scale(maps: np.ndarray) -> float:
+    """The error that the brightest map level stands for: the largest of ``maps`` (1 when all are 0)."""
+    return float(maps.max()) if maps.size and maps.max() > 0 else 1.0
+
+
+def render_map(image: np.ndarray, error: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """One image's anomaly map ``error`` (1, H, W) as 16-bit levels (level ``v`` is the error
+    ``v / 65535 * scale``) and as an (H, W, 3) uint8 overlay: the map's colours (inferno) over
+    the (C, H, W) ``image`` at half opacity."""
+    unit = np.clip(error[0] / scale, 0.0, 1.0)
+    levels = np.round(unit * 65535).astype(np.uint16)
+    overlay = (0.5 * _display(image) + 0.5 * _colormap(unit)).round().astype(np.uint8)
+    return levels, overlay
+
+
 def write_maps(
     out: str | os.PathLike[str], ids: Sequence[str], images: np.ndarray, maps: np.ndarray
 ) -> list[Path]:
@@ -99,17 +114,16 @@ def write_maps(
     from PIL import Image
 
     out = Path(out)
-    scale = float(maps.max()) if maps.size and maps.max() > 0 else 1.0
+    scale = map_scale(maps)
     written: list[Path] = []
     for name, image, error in zip(ids, images, maps, strict=True):
         target = out / Path(name).with_suffix(".png")
         target.parent.mkdir(parents=True, exist_ok=True)
-        unit = error[0] / scale
-        Image.fromarray(np.round(unit * 65535).astype(np.uint16)).save(target)
-        blend = 0.5 * _display(image) + 0.5 * _colormap(unit)
-        overlay = target.with_name(f"{target.stem}_overlay.png")
-        Image.fromarray(blend.round().astype(np.uint8)).save(overlay)
-        written += [target, overlay]
+        levels, overlay = render_map(image, error, scale)
+        Image.fromarray(levels).save(target)
+        overlay_path = target.with_name(f"{target.stem}_overlay.png")
+        Image.fromarray(overlay).save(overlay_path)
+        written += [target, overlay_path]
     info = {
         "maps": len(ids),
         "scale": scale,
@@ -209,4 +223,4 @@ def write_image_report(
     )
 
 
-__all__ = ["image_metrics", "write_image_report", "write_maps"]
+__all__ = ["image_metrics", "map_scale", "render_map", "write_image_report", "write_maps"]

@@ -36,6 +36,10 @@ class ImageFileError(DataFileError):
     """An image file that cannot be decoded, or that does not fit the others; names the file."""
 
 
+class ImageTooLargeError(ImageFileError):
+    """An image file with more pixels than ``ImageOptions.max_pixels``, refused before decoding."""
+
+
 def image_files(folder: str | Path) -> list[Path]:
     """Image files under ``folder`` (recursively), sorted by their path relative to it;
     hidden files and folders (a leading dot) are left out."""
@@ -148,7 +152,7 @@ def _decode(file: Path, options: ImageOptions) -> np.ndarray:
         with _pixel_limit(options.max_pixels), Image.open(file) as image:
             width, height = image.size
             if width * height > options.max_pixels:
-                raise ImageFileError(
+                raise ImageTooLargeError(
                     f"{file} is {width}x{height} = {width * height} pixels, more than the "
                     f"{options.max_pixels} allowed per image (max_pixels)"
                 )
@@ -157,7 +161,7 @@ def _decode(file: Path, options: ImageOptions) -> np.ndarray:
     except ImageFileError:
         raise
     except Image.DecompressionBombError as err:
-        raise ImageFileError(
+        raise ImageTooLargeError(
             f"{file} has more than the {options.max_pixels} pixels allowed per image (max_pixels)"
         ) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:

@@ -1,0 +1,69 @@
+"""A server on a free loopback port in a thread, and tiny detectors to serve, for the serve tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from memae.detector import MemAEDetector
+
+
+def table_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "duration": rng.exponential(2.0, n),
+            "bytes": rng.normal(100.0, 10.0, n),
+            "protocol": rng.choice(["tcp", "udp"], n),
+        }
+    )
+
+
+def blob_images(n: int, seed: int, size: int = 16) -> np.ndarray:
+    """(n, 1, size, size) uint8: a bright disc at the centre on a dark, noisy background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    out = np.empty((n, 1, size, size), np.uint8)
+    for i in range(n):
+        disc = 220.0 * (((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < rng.uniform(3.5, 5.0) ** 2)
+        out[i, 0] = np.clip(disc + rng.normal(0, 6, disc.shape), 0, 255).astype(np.uint8)
+    return out
+
+
+def train_checkpoints(folder: Path) -> dict[str, Path]:
+    """A table detector (named columns, one categorical) and an image detector, 2 epochs each."""
+    table = MemAEDetector(epochs=2, batch_size=32, random_state=0).fit(table_frame(96, 0))
+    image = MemAEDetector(epochs=2, batch_size=16, random_state=0).fit(blob_images(48, 0))
+    return {"table": table.save(folder / "table.memae"), "image": image.save(folder / "image.memae")}
+
+
+@contextlib.contextmanager
+def running(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """``app`` (an ASGI application) served by uvicorn on a free loopback port; yields its URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
