@@ -203,7 +203,7 @@ class TableEncoder:
                     if plan.fill is None:
                         raise ValueError(f"column {plan.name!r} has {int(missing.sum())} missing value(s)")
                     text = np.where(missing, plan.fill, text)
-                codes = pd.Categorical(text, categories=list(plan.categories)).codes
+                codes = pd.Index(list(plan.categories)).get_indexer(text)  # -1: a category not seen
                 unseen = codes < 0
                 if unseen.any():
                     examples = sorted(set(text[unseen].tolist()))[:5]
