@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from memae.data.reader import Dataset, TableOptions
-from memae.io import DataFileError
+from memae.io import DataFileError, _is_number
 
 SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")  # and .csv.gz / .tsv.gz
 _SNIFF_BYTES = 65536
@@ -112,14 +112,6 @@ def _sniff_delimiter(sample: str, path: Path) -> str:
                 f"{path}: cannot tell its delimiter (expected ',', ';', tab or '|'); name it with --delimiter"
             ) from None
         return best if counts[best] else ","
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _has_header(rows: list[list[str]]) -> bool:
