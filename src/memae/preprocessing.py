@@ -28,8 +28,10 @@ from typing import Any, Literal
 import numpy as np
 
 Role = Literal["categorical", "binary", "continuous", "constant"]
-Scaling = Literal["standard", "robust", "minmax", "none"]
-SCALINGS: tuple[str, ...] = ("standard", "robust", "minmax", "none")
+Scaling = Literal["bounded", "standard", "robust", "minmax", "none"]
+SCALINGS: tuple[str, ...] = ("bounded", "standard", "robust", "minmax", "none")
+#: ``bounded`` scaling keeps every training value within this many units of the column's mean.
+BOUND = 4.0
 #: Scaled values are clipped here: far beyond any normal value, and safe in float32 networks.
 CLIP = 1e4
 #: A non-negative column goes through log1p when its skewness exceeds this and its maximum
@@ -337,10 +339,15 @@ def fit_scaling(
     """Offset and scale (float64) per encoded feature: learnt on the continuous features
     (after their log), 0 and 1 for the 0/1 features. Constant features get scale 1.
 
-    ``method``: ``standard`` (mean, standard deviation), ``robust`` (median, interquartile
-    range; the standard deviation where the IQR is 0), ``minmax`` (minimum, range) or
-    ``none`` (0 and 1). Statistics are taken on values divided by the column's largest
-    magnitude, so a fill value of 1e20 (or 1e300) never makes a scale infinite.
+    ``method``: ``standard`` (mean, standard deviation), ``bounded`` (mean, and the standard
+    deviation or a :data:`BOUND`-th of the range, whichever is larger: every training value
+    then lies within ±``BOUND`` of the mean; most columns, whose range exceeds four standard
+    deviations, are scaled by their range, and a column that is nearly constant with rare
+    spikes, such as a count of failed logins, no longer turns each spike into a value of
+    100; a column spread evenly keeps its standard deviation),
+    ``robust`` (median, interquartile range; the standard deviation where the IQR is 0),
+    ``minmax`` (minimum, range) or ``none`` (0 and 1). Statistics are taken on values divided
+    by the column's largest magnitude, so a fill value of 1e20 (or 1e300) never makes a scale infinite.
     """
     if method not in SCALINGS:
         raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {method!r}")
@@ -354,8 +361,10 @@ def fit_scaling(
         if magnitude == 0.0:
             continue
         u = x / magnitude
-        if method == "standard":
+        if method in ("standard", "bounded"):
             center, spread = u.mean(), u.std()
+            if method == "bounded":
+                spread = max(spread, (u.max() - u.min()) / BOUND)
         elif method == "robust":
             q25, center, q75 = np.percentile(u, [25, 50, 75])
             spread = q75 - q25 if q75 > q25 else u.std()

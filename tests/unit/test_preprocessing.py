@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from memae import MemAEDetector
-from memae.preprocessing import TableEncoder, UnseenCategoryWarning, apply_scaling, fit_scaling
+from memae.preprocessing import BOUND, TableEncoder, UnseenCategoryWarning, apply_scaling, fit_scaling
 
 pd = pytest.importorskip("pandas")
 FAST = {"epochs": 2, "batch_size": 16, "random_state": 0, "device": "cpu"}
@@ -50,11 +50,41 @@ def test_one_hot_and_binary_features_stay_0_1_after_scaling() -> None:
     frame = _table()
     enc = TableEncoder().fit(frame)
     encoded = enc.encode(frame)
-    for method in ("standard", "robust", "minmax"):
+    for method in ("bounded", "standard", "robust", "minmax"):
         offset, scale = fit_scaling(encoded, enc.continuous_mask_, enc.log_mask_, method)
         x = apply_scaling(encoded, enc.log_mask_, offset, scale)
         np.testing.assert_array_equal(x[:, :4], encoded[:, :4])
         assert abs(float(np.median(x[:, 4]))) < 2  # the log-scaled bytes sit near 0
+
+
+def test_bounded_scaling_keeps_training_spikes_within_the_bound() -> None:
+    rng = np.random.default_rng(0)
+    spikes = np.zeros(2000)
+    spikes[:3] = [1.0, 2.0, 5.0]  # a count that is almost always 0 (failed logins)
+    frame = pd.DataFrame({"uniform": rng.uniform(size=2000), "spikes": spikes})
+    enc = TableEncoder(log1p="none").fit(frame)
+    encoded = enc.encode(frame)
+    mask, log = enc.continuous_mask_, enc.log_mask_
+    standard = apply_scaling(encoded, log, *fit_scaling(encoded, mask, log, "standard"))
+    bounded = apply_scaling(encoded, log, *fit_scaling(encoded, mask, log, "bounded"))
+    # a uniform column spans 3.5 standard deviations: within the bound, scaled as by standard
+    np.testing.assert_allclose(bounded[:, 0], standard[:, 0], rtol=1e-6)
+    # the spike column: 40 standard deviations under standard scaling, at most BOUND here
+    # (its scale is a BOUND-th of its range)
+    assert np.abs(standard[:, 1]).max() > 40
+    assert np.abs(bounded[:, 1]).max() <= BOUND + 1e-6
+    # a value beyond the training range still grows with it
+    offset, scale = fit_scaling(encoded, mask, log, "bounded")
+    far = apply_scaling(np.array([[0.5, 100.0]]), log, offset, scale)
+    assert far[0, 1] > 10 * BOUND
+
+
+def test_tables_default_to_bounded_scaling() -> None:
+    frame = pd.DataFrame({"a": np.r_[np.zeros(60), 9.0], "b": np.arange(61.0)})
+    det = MemAEDetector(**FAST).fit(frame)
+    assert det.preprocessing_ == "bounded"
+    with pytest.raises(ValueError, match="'bounded' is for tables"):
+        MemAEDetector(preprocessing="bounded", **FAST).fit(np.zeros((8, 1, 4, 4), np.float32))
 
 
 def test_unseen_category_is_all_zeros_and_counted() -> None:
@@ -93,7 +123,7 @@ def test_huge_fill_value_keeps_every_scale_finite() -> None:
     frame = pd.DataFrame({"a": column, "b": rng.normal(size=200)})
     enc = TableEncoder(log1p="none").fit(frame)
     encoded = enc.encode(frame)
-    for method in ("standard", "robust", "minmax"):
+    for method in ("bounded", "standard", "robust", "minmax"):
         offset, scale = fit_scaling(encoded, enc.continuous_mask_, enc.log_mask_, method)
         assert np.isfinite(offset).all() and np.isfinite(scale).all() and (scale > 0).all()
     # robust statistics ignore the fill value: column a keeps its unit spread
