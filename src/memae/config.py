@@ -145,6 +145,8 @@ class TrainConfig:
     #: batch), the rest run faster for most backbones (docs/PERFORMANCE.md)
     compile: bool = False
     progress: bool = False
+    #: stop once the validation loss has not improved for this many epochs (``None``: never)
+    early_stopping: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -159,6 +161,8 @@ class TrainConfig:
             raise ValueError(f"validation_fraction must lie in [0, 1), got {self.validation_fraction}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise ValueError(f"early_stopping must be None or >= 1 epochs, got {self.early_stopping}")
 
 
 T = TypeVar("T")

@@ -71,13 +71,15 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     integer pixels to [0, 1] for images, nothing for float images and clips; "bounded",
     "standard", "robust", "minmax", "none": :func:`memae.preprocessing.fit_scaling`); missing
     values are an error naming the column unless ``impute="median"``. Columns are matched by name.
-    ``score_reduction`` picks the per-sample error ("mse", or "l2" over channels as the
-    authors' video code does); ``channels_last`` trains conv nets on channels-last
-    activations (faster for some backbones on CPU, see ``docs/PERFORMANCE.md``; the same
-    gradients within float rounding, so training takes a path close to the default one);
-    ``compile`` runs each training step's forward pass and loss through ``torch.compile``
-    (seconds to compile first, then faster steps for most backbones, see
-    ``docs/PERFORMANCE.md``; needs a C++ compiler on CPU).
+    ``early_stopping`` (epochs, ``None`` by default) ends training once the loss on the held-out
+    normal data (``validation_fraction`` or ``X_val``) has not improved for that many epochs;
+    ``epochs`` is then the most it trains. ``score_reduction`` picks the per-sample error
+    ("mse", or "l2" over channels as the authors' video code does); ``channels_last`` trains
+    conv nets on channels-last activations (faster for some backbones on CPU, see
+    ``docs/PERFORMANCE.md``; the same gradients within float rounding, so training takes a
+    path close to the default one); ``compile`` runs each training step's forward pass and
+    loss through ``torch.compile`` (seconds to compile first, then faster steps for most
+    backbones, see ``docs/PERFORMANCE.md``; needs a C++ compiler on CPU).
 
     ``threshold`` picks how ``threshold_`` is learnt (:mod:`memae.thresholds`):
     ``"percentile"`` (default) takes the ``threshold_percentile``-th percentile of the
@@ -108,6 +110,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         weight_decay: float = 0.0,
         schedule: str = "constant",
         validation_fraction: float = 0.1,
+        early_stopping: int | None = None,
         preprocessing: Preprocessing = "auto",
         log1p: str | list[str] = "auto",
         max_categories: int = 100,
@@ -139,6 +142,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.schedule = schedule
         self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
         self.preprocessing = preprocessing
         self.log1p = log1p
         self.max_categories = max_categories
@@ -185,6 +189,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             channels_last=self.channels_last,
             compile=self.compile,
             progress=bool(self.verbose),
+            early_stopping=self.early_stopping,
         )
 
     def _check_params(self) -> None:
@@ -305,6 +310,11 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
             order = np.random.default_rng(seed).permutation(len(data))
             n_val = round(train_config.validation_fraction * len(data)) if len(data) > 1 else 0
             train_data, val_data = data[order[n_val:]], data[order[:n_val]]
+        if self.early_stopping is not None and not len(val_data):
+            raise ValueError(
+                f"early_stopping={self.early_stopping} watches the loss on held-out normal data, "
+                "and there is none: give X_val or a validation_fraction above 0"
+            )
         checkpointer = None
         if training_state is not None:
             if not resume:
@@ -649,6 +659,7 @@ _PARAM_TYPES: tuple[tuple[str, type, bool], ...] = (
     ("lr", numbers.Real, False),
     ("weight_decay", numbers.Real, False),
     ("validation_fraction", numbers.Real, False),
+    ("early_stopping", numbers.Integral, True),
     ("max_categories", numbers.Integral, False),
     ("contamination", numbers.Real, False),
     ("threshold_percentile", numbers.Real, False),

@@ -182,6 +182,8 @@ def _fit(
 
         epochs = tqdm(epochs, desc="training", unit="epoch")
     for epoch in epochs:
+        if stalled(history.val_loss, train.early_stopping):
+            break
         model.train()
         step = start.step if epoch == start.epoch else 0
         sampler.set_epoch(epoch, skip=step * train.batch_size)
@@ -237,9 +239,21 @@ def _fit(
             checkpointer.save(
                 model, optimizer, scheduler, ResumePoint(epoch + 1, 0, dataclasses.asdict(history))
             )
+    if train.progress:
+        epochs.close()  # type: ignore[attr-defined]
     if dp:
         dp.end()
     return history
+
+
+def stalled(val_loss: list[float], patience: int | None) -> bool:
+    """Whether early stopping ends training: the validation loss has not fallen below its best
+    (by a relative 1e-4) in the last ``patience`` epochs. A function of the history alone, so
+    a resumed run stops where the uninterrupted one did."""
+    if patience is None or len(val_loss) <= patience:
+        return False
+    best = min(val_loss[:-patience])
+    return min(val_loss[-patience:]) > best - 1e-4 * abs(best)
 
 
 def _forward_and_loss(

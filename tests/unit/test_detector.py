@@ -208,3 +208,34 @@ def test_loading_garbage_raises_checkpoint_error(tmp_path) -> None:
     path.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="not a readable memae checkpoint"):
         MemAEDetector.load(path)
+
+
+def test_stalled_watches_the_last_epochs_against_the_best_before() -> None:
+    from memae.training import stalled
+
+    assert not stalled([3.0, 2.0, 1.0], None)
+    assert not stalled([3.0, 2.0], 2)  # too few epochs to tell
+    assert not stalled([3.0, 2.0, 2.5, 1.9], 2)  # improved within the last two
+    assert stalled([3.0, 2.0, 2.5, 2.1], 2)
+    assert stalled([1.0, 1.0, 1.0], 2)  # no improvement at all
+
+
+def test_early_stopping_ends_training_when_the_validation_loss_stalls(tabular: np.ndarray) -> None:
+    from memae.training import stalled
+
+    det = MemAEDetector(epochs=300, batch_size=32, random_state=0, device="cpu", early_stopping=3)
+    det.fit(tabular)
+    ran = len(det.history_.val_loss)
+    assert ran < 300 and len(det.history_.train_loss) == ran
+    assert stalled(det.history_.val_loss, 3) and not stalled(det.history_.val_loss[:-1], 3)
+    # the same run without early stopping, cut at that many epochs, gives the same model
+    cut = MemAEDetector(epochs=ran, batch_size=32, random_state=0, device="cpu").fit(tabular)
+    np.testing.assert_allclose(det.decision_function(tabular), cut.decision_function(tabular), rtol=1e-5)
+
+
+def test_early_stopping_needs_held_out_data(tabular: np.ndarray) -> None:
+    det = MemAEDetector(validation_fraction=0.0, early_stopping=3, **FAST)
+    with pytest.raises(ValueError, match="early_stopping=3 watches the loss on held-out normal data"):
+        det.fit(tabular)
+    with pytest.raises(ValueError, match="early_stopping must be None or >= 1"):
+        MemAEDetector(early_stopping=0, **FAST).fit(tabular)
