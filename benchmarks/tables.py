@@ -301,11 +301,11 @@ SWEEP: dict[str, dict[str, Any]] = {
     "fewer steps (20 epochs)": {"variant": "memae", "params": {"epochs": 20}},
     "more steps (200 epochs)": {"variant": "memae", "params": {"epochs": 200}},
     "small batches (16, 150 epochs)": {"variant": "memae", "params": {"batch_size": 16, "epochs": 150}},
-    "early stopping (patience 5, at most 200 epochs)": {
+    "early stopping (patience 5; at most 200 epochs)": {
         "variant": "memae",
         "params": {"early_stopping": 5, "epochs": 200},
     },
-    "early stopping (patience 10, at most 200 epochs)": {
+    "early stopping (patience 10; at most 200 epochs)": {
         "variant": "memae",
         "params": {"early_stopping": 10, "epochs": 200},
     },
