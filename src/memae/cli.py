@@ -246,9 +246,11 @@ def _score(args: argparse.Namespace) -> int:
 
         summary += f"; AUROC {roc_auc(data.labels, scores):.4f}"
     if args.maps:
+        from memae.data.images import source_files
         from memae.report_images import write_maps
 
-        write_maps(args.maps, data.ids, data.X, detector.anomaly_maps(data.X))
+        maps = detector.anomaly_maps(data.X)
+        write_maps(args.maps, data.ids, data.X, maps, source_files(data))
         summary += f"; anomaly maps in {args.maps}"
     if args.out:
         atomic_write(args.out, lambda p: Path(p).write_text(text, encoding="utf-8"))

@@ -102,23 +102,36 @@ def render_map(image: np.ndarray, error: np.ndarray, scale: float) -> tuple[np.n
 
 
 def write_maps(
-    out: str | os.PathLike[str], ids: Sequence[str], images: np.ndarray, maps: np.ndarray
+    out: str | os.PathLike[str],
+    ids: Sequence[str],
+    images: np.ndarray,
+    maps: np.ndarray,
+    originals: Sequence[str | os.PathLike[str]] | None = None,
 ) -> list[Path]:
     """Write each image's anomaly map under ``out`` at the image's relative path (``.png``),
     and the map over the image as ``<name>_overlay.png``.
 
     The maps are 16-bit grayscale PNGs: pixel ``v`` holds the error ``v / 65535 * scale``,
     ``scale`` being the largest error of this batch, written with the units to ``maps.json``;
-    the overlays colour the same scale (inferno) over the image at half opacity.
+    the overlays colour the same scale (inferno) over the image at half opacity. With
+    ``originals`` (the image files, in order) the maps are brought to each file's own size
+    (bilinear) and laid over the file's pixels; otherwise they stay at the model's input size
+    over ``images``.
     """
     from PIL import Image
+
+    from memae.data.images import read_image
 
     out = Path(out)
     scale = map_scale(maps)
     written: list[Path] = []
-    for name, image, error in zip(ids, images, maps, strict=True):
+    sources = originals if originals is not None else [None] * len(ids)
+    for name, image, error, source in zip(ids, images, maps, sources, strict=True):
         target = out / Path(name).with_suffix(".png")
         target.parent.mkdir(parents=True, exist_ok=True)
+        if source is not None:
+            image = read_image(source)
+            error = _resized(error, image.shape[1:])
         levels, overlay = render_map(image, error, scale)
         Image.fromarray(levels).save(target)
         overlay_path = target.with_name(f"{target.stem}_overlay.png")
@@ -129,10 +142,21 @@ def write_maps(
         "scale": scale,
         "meaning": "error = pixel / 65535 * scale: the squared reconstruction error per pixel in the "
         "detector's units (after its preprocessing), averaged over channels",
+        "size": "each image file's own size" if originals is not None else "the model's input size",
     }
     text = json.dumps(info, indent=2)
     written.append(atomic_write(out / "maps.json", lambda p: Path(p).write_text(text, encoding="utf-8")))
     return written
+
+
+def _resized(error: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """A (1, h, w) map brought to ``size`` (H, W) by bilinear interpolation."""
+    from PIL import Image
+
+    if error.shape[1:] == tuple(size):
+        return error
+    image = Image.fromarray(np.ascontiguousarray(error[0], dtype=np.float32))
+    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))[None]
 
 
 def _cases(labels: np.ndarray | None, scores: np.ndarray, k: int) -> list[tuple[str, str, np.ndarray]]:

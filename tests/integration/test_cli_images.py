@@ -81,6 +81,20 @@ def test_the_scratch_lights_up_its_anomaly_map(category, model, tmp_path) -> Non
     assert values[inside].mean() > 3 * values[~inside].mean()
 
 
+def test_maps_of_larger_files_come_at_each_files_own_size(model, tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    folder, maps = tmp_path / "large", tmp_path / "maps"
+    sizes = {"wide.png": (24, 40), "tall.png": (48, 32)}  # (H, W); the model takes 16 x 16
+    for name, (h, w) in sizes.items():
+        _save(folder / name, np.asarray(Image.fromarray(_blob(rng)).resize((w, h))))
+    assert main(["score", str(model), "--data", str(folder), "--maps", str(maps)]) == 0
+    for name, (h, w) in sizes.items():
+        stem = maps / Path(name).stem
+        with Image.open(f"{stem}.png") as error, Image.open(f"{stem}_overlay.png") as overlay:
+            assert error.size == (w, h) and overlay.size == (w, h)
+    assert json.loads((maps / "maps.json").read_text())["size"] == "each image file's own size"
+
+
 def test_report_on_the_category_has_image_and_pixel_metrics_per_defect(category, model, tmp_path) -> None:
     out = tmp_path / "report"
     assert main(["report", str(model), "--data", str(category), "--out", str(out)]) == 0

@@ -116,6 +116,20 @@ def read_images(path: str | Path, options: ImageOptions) -> Dataset:
     )
 
 
+def source_files(data: Dataset) -> list[Path]:
+    """The files an image :class:`Dataset` was read from, in its order."""
+    source = Path(data.source)
+    root = source if source.is_dir() else source.parent
+    return [root / name for name in data.ids or ()]
+
+
+def read_image(file: str | Path, options: ImageOptions | None = None) -> np.ndarray:
+    """One image file as (C, H, W) at its own size (``options``: channels, pixel limit)."""
+    options = options or ImageOptions()
+    _check_options(options)
+    return _decode(Path(file), options)
+
+
 def _check_options(options: ImageOptions) -> None:
     if options.image_size is not None:
         size = tuple(options.image_size)
