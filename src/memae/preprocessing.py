@@ -397,17 +397,9 @@ def _as_frame(X: Any, name: str = "X") -> tuple[Any, bool]:
         frame = X.copy(deep=False)
         frame.columns = [str(c) for c in frame.columns]
         return frame.reset_index(drop=True).infer_objects(), True
-    if hasattr(X, "detach") and hasattr(X, "cpu"):
-        X = X.detach().cpu().numpy()
-    if type(X).__module__.startswith("scipy.sparse"):
-        raise TypeError(
-            f"{name} is a scipy sparse {type(X).__name__}; sparse input is not supported: "
-            "pass a dense array (X.toarray())"
-        )
-    try:
-        array = np.asarray(X)
-    except ValueError as err:
-        raise ValueError(f"{name} must be a rectangular array, got ragged input: {err}") from err
+    from memae.validation import dense_array
+
+    array = dense_array(X, name)
     if array.ndim != 2:
         hint = ". Reshape your data: X.reshape(-1, 1) for one feature, X.reshape(1, -1) for one sample"
         raise ValueError(

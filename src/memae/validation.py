@@ -10,12 +10,9 @@ import numpy as np
 _RANK_NAMES = {2: "(N, features)", 4: "(N, C, H, W)", 5: "(N, C, T, H, W)"}
 
 
-def as_float_array(X: Any, name: str = "X") -> np.ndarray:
-    """``X`` (numpy array, torch tensor or nested sequence) as a finite float32 array.
-
-    Raises ``TypeError`` for non-numeric input and ``ValueError`` for an empty array, a rank
-    other than 2, 4 or 5, or NaN/inf values.
-    """
+def dense_array(X: Any, name: str = "X") -> np.ndarray:
+    """``X`` (numpy array, torch tensor or nested sequence) as a numpy array of any dtype;
+    ``TypeError`` for scipy sparse input, ``ValueError`` for ragged rows."""
     if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor, without importing torch
         X = X.detach().cpu().numpy()
     if type(X).__module__.startswith("scipy.sparse"):
@@ -24,9 +21,18 @@ def as_float_array(X: Any, name: str = "X") -> np.ndarray:
             "pass a dense array (X.toarray())"
         )
     try:
-        array = np.asarray(X)
+        return np.asarray(X)
     except ValueError as err:
         raise ValueError(f"{name} must be a rectangular array, got ragged input: {err}") from err
+
+
+def as_float_array(X: Any, name: str = "X") -> np.ndarray:
+    """``X`` (numpy array, torch tensor or nested sequence) as a finite float32 array.
+
+    Raises ``TypeError`` for non-numeric input and ``ValueError`` for an empty array, a rank
+    other than 2, 4 or 5, or NaN/inf values.
+    """
+    array = dense_array(X, name)
     if array.dtype == object:  # numbers held as Python objects convert; anything else is named
         try:
             array = array.astype(np.float64)
