@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from memae.detector import MemAEDetector
+from memae.serve.config import ServeConfig
 
 
 def table_frame(n: int, seed: int) -> pd.DataFrame:
@@ -46,14 +47,17 @@ def train_checkpoints(folder: Path) -> dict[str, Path]:
 
 
 @contextlib.contextmanager
-def running(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """``app`` (an ASGI application) served by uvicorn on a free loopback port; yields its URL."""
+def running(app, config: ServeConfig | None = None) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """``app`` (an ASGI application) served on a free loopback port as ``memae serve`` serves
+    it (``config``'s deadlines; the default one's else); yields its URL."""
     import uvicorn
+
+    from memae.serve.server import server_config
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(server_config(app, config or ServeConfig()))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
