@@ -1,4 +1,5 @@
-"""The ASGI application: ``/health``, ``/score`` (and ``/models/{name}/score``), the page at ``/``.
+"""The ASGI application: ``/health``, ``/score`` (and ``/models/{name}/score``), a video model's
+``/models/{name}/score-video`` and ``/models/{name}/stream``, the page at ``/``.
 
 Every request passes the guards of :mod:`memae.serve.guards` before the routes: the token
 (when the server has one), then the body's size limit and deadline, checked as the body
@@ -10,13 +11,16 @@ after any of them.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from importlib import resources
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from memae.detector import MemAEDetector
@@ -34,7 +38,7 @@ from memae.serve.guards import (
     error_response,
 )
 from memae.serve.inputs import RequestError, batch_join, is_image_model
-from memae.serve.scoring import ScoreEndpoint, score_path
+from memae.serve.scoring import ScoreEndpoint, read_upload, score_path
 from memae.video.experiment import TrainedVideoModel
 
 
@@ -67,6 +71,33 @@ class ScoreAnswer(BaseModel):
     maps: list[AnomalyMap] | None = None
     map_scale: float | None = None
 
+
+class VideoAnswer(BaseModel):
+    model: str
+    video: str
+    frames: list[int]
+    errors: list[float | None]
+    threshold: float | None
+    labels: list[int] | None
+
+
+_VIDEO_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "one video file, or its frames as image files (ordered by name)",
+                    }
+                },
+            }
+        }
+    },
+}
 
 _REQUEST_BODY = {
     "required": True,
@@ -129,7 +160,7 @@ def create_app(detectors: Mapping[str, MemAEDetector | TrainedVideoModel], confi
 
     app = FastAPI(
         title="memae",
-        description="Anomaly scores of memory-augmented autoencoders (MemAE) for tables and images.",
+        description="Anomaly scores of memory-augmented autoencoders (MemAE) for tables, images and videos.",
         lifespan=lifespan,
     )
     app.state.workers = workers
@@ -171,6 +202,34 @@ def create_app(detectors: Mapping[str, MemAEDetector | TrainedVideoModel], confi
     async def score_model(name: str, request: Request) -> JSONResponse:
         """Score with the model ``name`` (see ``/health``)."""
         return JSONResponse(await scoring.answer(name, request))
+
+    @app.post(
+        "/models/{name}/score-video", response_model=VideoAnswer, openapi_extra={"requestBody": _VIDEO_BODY}
+    )
+    async def score_video(name: str, request: Request) -> JSONResponse:
+        """Score an uploaded video with the video model ``name``, as ``memae score-video``
+        does: each frame's clip error ``e_u`` (the clip centred on it), the model's threshold
+        and each frame's label (1: over the threshold; ``null`` without a threshold)."""
+        from memae.serve.video import upload_frames
+
+        trained = detectors.get(name)
+        if not isinstance(trained, TrainedVideoModel):
+            raise RequestError(404, f"no video model named {name!r}: video models are {_videos(detectors)}")
+        files = await read_upload(request, config.limits)
+        with tempfile.TemporaryDirectory(prefix="memae-serve-") as folder:
+            video, frames = await run_in_threadpool(upload_frames, trained, files, config.limits, folder)
+        index, errors = await workers[name].call(lambda: trained.frame_errors(frames))
+        threshold = trained.threshold
+        return JSONResponse(
+            {
+                "model": name,
+                "video": video,
+                "frames": index.tolist(),
+                "errors": [float(e) if np.isfinite(e) else None for e in errors],
+                "threshold": threshold,
+                "labels": None if threshold is None else (errors > threshold).astype(int).tolist(),
+            }
+        )
 
     @app.websocket("/models/{name}/stream")
     async def stream(websocket: WebSocket, name: str) -> None:
@@ -278,7 +337,7 @@ def _info(detector: MemAEDetector | TrainedVideoModel, worker: ScoringWorker) ->
         return ModelInfo(
             kind="video",
             input_shape=[1, frames.clip_len, *frames.size],
-            threshold=None,
+            threshold=detector.threshold,
             batches=worker.batches,
             samples=worker.samples,
         )

@@ -173,7 +173,7 @@ def upload_samples(
     folder = Path(folder)
     paths = []
     for i, (name, content) in enumerate(files):
-        path = folder / f"{i:04d}-{_safe_name(name)}"
+        path = folder / f"{i:04d}-{safe_name(name)}"
         path.write_bytes(content)
         paths.append(path)
     images = ImageOptions(max_pixels=limits.max_pixels)
@@ -194,7 +194,7 @@ def upload_samples(
     return Samples(dataset.X, ids, dataset.kind)
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     """The last part of an uploaded file name, of plain characters (its suffix says its kind)."""
     base = Path(name.replace("\\", "/")).name
     kept = "".join(c if c.isalnum() or c in "._-" else "_" for c in base).lstrip(".")
