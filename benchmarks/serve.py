@@ -279,17 +279,34 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['provenance']['machine']['cpu_count']} CPUs, load average "
         f"{config['load_average_1min_at_end']:.1f} at the end",
         "",
-        "| model | micro-batching | requests/s | p50 ms | p99 ms | samples per batch | errors | speed-up |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| model | micro-batching | requests/s | p50 ms | p99 ms | samples per batch | errors | "
+        "server CPU µs per request | client CPU µs per request | speed-up |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["rows"]:
         per_batch = f"{r['samples_per_batch']:.1f}" if r["samples_per_batch"] else "—"
         speedup = f"{r['speedup']:.2f}x" if "speedup" in r else ""
+        cpu = [
+            f"{1e6 * r[key] / r['requests']:.0f}" if r.get(key) is not None and r["requests"] else "—"
+            for key in ("server_cpu_seconds", "client_cpu_seconds")
+        ]
         lines.append(
             f"| {r['model']} | {'on' if r['batching'] else 'off'} | {r['requests_per_second']:.0f} | "
-            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {per_batch} | {r['errors']} | {speedup} |"
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {per_batch} | {r['errors']} | {cpu[0]} | {cpu[1]} | "
+            f"{speedup} |"
         )
     return "\n".join(lines)
+
+
+def write_block(doc: Path, name: str, text: str) -> None:
+    """Put ``text`` between the lines ``<!-- name -->`` and ``<!-- /name -->`` of ``doc``."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    content = doc.read_text()
+    if start not in content or end not in content:
+        raise ValueError(f"{doc} has no {start} ... {end} block to write the table into")
+    before, rest = content.split(start, 1)
+    after = rest.split(end, 1)[1]
+    doc.write_text(f"{before}{start}\n{text}\n{end}{after}")
 
 
 def main() -> None:
@@ -307,9 +324,13 @@ def main() -> None:
     parser.add_argument("--image-checkpoint")
     parser.add_argument("--out", default=str(ROOT / "results" / "serve.json"))
     parser.add_argument("--markdown", metavar="JSON", help="print the table of a results file and exit")
+    parser.add_argument("--docs", metavar="MD", help="with --markdown: write the table into this file")
     args = parser.parse_args()
     if args.markdown:
-        print(markdown(json.loads(Path(args.markdown).read_text())))
+        table = markdown(json.loads(Path(args.markdown).read_text()))
+        if args.docs:
+            write_block(Path(args.docs), "serve", table)
+        print(table)
         return
     if not 1 <= args.clients <= 256 or not 0 < args.seconds <= 120:
         parser.error(f"expected 1..256 clients and 0..120 seconds, got {args.clients} and {args.seconds}")
