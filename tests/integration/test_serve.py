@@ -382,6 +382,18 @@ def test_a_trickling_body_and_a_slow_head_are_cut_at_the_deadline(detectors) -> 
         _healthy(base)
 
 
+def test_a_client_gone_mid_body_leaves_the_server_serving(detectors, caplog) -> None:
+    with running(asgi(create_app({"table": detectors["table"]}, ServeConfig()))) as base:
+        for path in ("/score", "/health"):
+            sock = _raw(base)
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode())
+            sock.sendall(b'Content-Length: 500\r\n\r\n{"data": [')
+            sock.close()
+        row = {"data": [[1.0, 2.0, "tcp"]]}
+        assert httpx.post(base + "/score", json=row, timeout=30).status_code == 200
+    assert "scoring failed" not in caplog.text
+
+
 def test_an_answer_before_the_whole_body_closes_the_connection(detectors) -> None:
     """A refused request's body is never read: the connection ends, else its sender could
     trickle it forever."""

@@ -21,7 +21,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from memae.detector import MemAEDetector
@@ -75,6 +75,8 @@ class ScoreEndpoint:
             response = error_response(err.status, err.message, err.limit)
         except (BodyTooLarge, BodyTimeout):
             raise  # the body guard answers these
+        except ClientDisconnect:
+            return  # nobody to answer
         except Exception as err:
             _log.exception("scoring failed")
             response = error_response(500, f"the server failed to score the request: {err}")
