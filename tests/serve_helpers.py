@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from memae.detector import MemAEDetector
+from memae.serve.config import ServeConfig
 
 
 def table_frame(n: int, seed: int) -> pd.DataFrame:
@@ -45,15 +46,56 @@ def train_checkpoints(folder: Path) -> dict[str, Path]:
     return {"table": table.save(folder / "table.memae"), "image": image.save(folder / "image.memae")}
 
 
+def street_frames(n: int, seed: int) -> np.ndarray:
+    """``n`` smooth grey 16 x 24 frames (uint8), a little brighter from frame to frame."""
+    y, x = np.mgrid[:16, :24]
+    base = 50 + 5 * seed + 3 * x + 2 * y
+    return np.clip(base[None] + 4 * np.arange(n)[:, None, None], 0, 255).astype(np.uint8)
+
+
+def frame_folder(root: Path, frames: np.ndarray) -> Path:
+    """``frames`` written as ``root/0000.png``, ``root/0001.png``, ..."""
+    from PIL import Image
+
+    root.mkdir()
+    for k, frame in enumerate(frames):
+        Image.fromarray(frame).save(root / f"{k:04d}.png")
+    return root
+
+
+def train_video_checkpoint(folder: Path) -> Path:
+    """``folder/street.memae``: a tiny video model (8 x 8 frames, clips of 4) trained by
+    ``memae train-video`` for 2 epochs on 12 street frames, with its threshold."""
+    import yaml
+
+    from memae.cli import main
+
+    config = {
+        "name": "tiny",
+        "frames": {"height": 8, "width": 8, "clip_len": 4, "train_stride": 1},
+        "model": {"backbone": "video-small", "variant": "memae", "memory_size": 10, "similarity": "dot"},
+        "train": {"epochs": 2, "batch_size": 5, "lr": 1e-3, "validation_fraction": 0.0, "device": "cpu"},
+    }
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(config))
+    frames = frame_folder(folder / "normal", street_frames(12, 0))
+    out = folder / "street.memae"
+    argv = ["train-video", "--videos", str(frames), "--config", str(folder / "tiny.yaml"), "--out", str(out)]
+    assert main([*argv, "--epochs", "2"]) == 0
+    return out
+
+
 @contextlib.contextmanager
-def running(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """``app`` (an ASGI application) served by uvicorn on a free loopback port; yields its URL."""
+def running(app, config: ServeConfig | None = None) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """``app`` (an ASGI application) served on a free loopback port as ``memae serve`` serves
+    it (``config``'s deadlines; the default one's else); yields its URL."""
     import uvicorn
+
+    from memae.serve.server import server_config
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(server_config(app, config or ServeConfig()))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

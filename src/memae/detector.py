@@ -454,9 +454,13 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     def _device(self) -> torch.device:
         return next(self.model_.parameters()).device
 
-    def _score_tensor(self, data: torch.Tensor) -> np.ndarray:
+    def _score_tensor(self, data: torch.Tensor, net: torch.nn.Module | None = None) -> np.ndarray:
+        """Scores of prepared input. ``net``: the model already made ready for scoring by
+        :func:`memae.fast.inference_model` (a server builds it once); by default it is built
+        for this call."""
         batch = max(self.train_config_.batch_size, 256)
-        scores = score(self.model_, data, batch, self._device(), self.score_reduction)
+        model = self.model_ if net is None else net
+        scores = score(model, data, batch, self._device(), self.score_reduction, fast=net is None)
         # A finite input whose error overflows float32 (inf - inf inside the net) is as far
         # from normal as a score gets: +inf, flagged anomalous, never a NaN that compares as normal.
         return np.where(np.isnan(scores), np.inf, scores)

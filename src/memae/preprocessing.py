@@ -19,6 +19,7 @@ that numeric part in the graph and the encoder's categories in the JSON beside i
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -38,6 +39,8 @@ CLIP = 1e4
 #: is at least ``_LOG_MIN_MAX`` (so rates in [0, 1] stay linear).
 _LOG_SKEW = 2.0
 _LOG_MIN_MAX = 10.0
+#: Integers up to this magnitude are floats exactly (2**53): encode_rows takes them as they are.
+_EXACT_INT = 2**53
 
 
 class UnseenCategoryWarning(UserWarning):
@@ -240,6 +243,45 @@ class TableEncoder:
             blocks.append(numbers[:, None])
         return np.hstack(blocks)
 
+    def encode_rows(self, rows: Sequence[Any]) -> np.ndarray | None:
+        """Rows of plain Python values — dicts keyed by column name (an encoder fitted on
+        named columns) or lists in training order, as JSON gives them — encoded as
+        :meth:`encode` encodes the DataFrame of them, without building one: numbers (not
+        booleans) as they are, strings one-hot.
+
+        ``None`` when a row is not of that plain kind (a missing, extra or non-finite value, a
+        number given as text, a category never seen or not a string): :meth:`encode` on the
+        DataFrame then handles it or names what is wrong. A server takes this way for each
+        request's rows: building a DataFrame costs more than scoring them.
+        """
+        width = len(self.columns_)
+        out = np.zeros((len(rows), len(self.feature_names_out_)))
+        for i, row in enumerate(rows):
+            if isinstance(row, dict):
+                if not self.named_ or len(row) != width:
+                    return None
+                try:
+                    values = [row[plan.name] for plan in self.columns_]
+                except KeyError:
+                    return None
+            elif isinstance(row, list | tuple) and len(row) == width:
+                values = row
+            else:
+                return None
+            for (start, codes), value in zip(self._row_slots, values, strict=True):
+                if codes is not None:
+                    code = codes.get(value) if type(value) is str else None
+                    if code is None:
+                        return None
+                    out[i, start + code] = 1.0
+                elif (type(value) is float and math.isfinite(value)) or (
+                    type(value) is int and abs(value) <= _EXACT_INT
+                ):
+                    out[i, start] = value
+                else:
+                    return None
+        return out
+
     def _aligned(self, X: Any, name: str) -> Any:
         frame, named = _as_frame(X, name)
         expected = [c.name for c in self.columns_]
@@ -329,6 +371,13 @@ class TableEncoder:
             continuous += [plan.role in ("continuous", "constant")] * len(names)
             log += [plan.log] * len(names)
         self.feature_names_out_ = np.array(out, dtype=object)
+        # encode_rows' map of each column to its first feature (and its categories' offsets)
+        slots, start = [], 0
+        for plan in plans:
+            codes = {c: k for k, c in enumerate(plan.categories)} if plan.role == "categorical" else None
+            slots.append((start, codes))
+            start += len(plan.categories) if codes is not None else 1
+        self._row_slots: tuple[tuple[int, dict[str, int] | None], ...] = tuple(slots)
         self.continuous_mask_ = np.array(continuous, dtype=bool)
         self.log_mask_ = np.array(log, dtype=bool)
 

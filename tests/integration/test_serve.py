@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import select
+import socket
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -267,21 +271,151 @@ def test_a_streamed_body_without_length_is_cut_at_the_limit(limited_url) -> None
     _healthy(limited_url)
 
 
-def test_the_token_guards_every_request_but_the_page(detectors) -> None:
+def test_the_token_guards_every_request_the_page_included(detectors) -> None:
     config = ServeConfig(host="127.0.0.1", token="s3cret")
-    with running(asgi(create_app({"table": detectors["table"]}, config))) as base:
-        assert httpx.get(base + "/health", timeout=30).status_code == 401
+    row = {"data": [[1.0, 2.0, "tcp"]]}
+    with running(asgi(create_app({"table": detectors["table"]}, config)), config) as base:
+        for method, path in [("GET", "/"), ("GET", "/health"), ("GET", "/openapi.json"), ("POST", "/score")]:
+            refused = httpx.request(method, base + path, json=row if method == "POST" else None, timeout=30)
+            assert refused.status_code == 401, (path, refused.text)
+            assert "/?token=<token>" in refused.json()["error"]
         wrong = httpx.get(base + "/health", headers={"Authorization": "Bearer nope"}, timeout=30)
-        assert wrong.status_code == 401
-        assert "bearer token" in wrong.json()["error"]
-        assert httpx.get(base + "/openapi.json", timeout=30).status_code == 401
-        unauthorised = httpx.post(base + "/score", json={"data": [[1.0, 2.0, "tcp"]]}, timeout=30)
-        assert unauthorised.status_code == 401
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
         good = {"Authorization": "Bearer s3cret"}
         assert httpx.get(base + "/health", headers=good, timeout=30).status_code == 200
-        scored = httpx.post(base + "/score", json={"data": [[1.0, 2.0, "tcp"]]}, headers=good, timeout=30)
-        assert scored.status_code == 200, scored.text
-        assert httpx.get(base + "/", timeout=30).status_code == 200
+        assert httpx.post(base + "/score", json=row, headers=good, timeout=30).status_code == 200
+        page = httpx.get(base + "/", headers=good, timeout=30)
+        assert page.status_code == 200 and "<html" in page.text
+
+
+def test_the_page_takes_the_token_from_the_address_once_and_keeps_it_in_a_cookie(detectors) -> None:
+    """As Jupyter does: ``/?token=`` checks it, sets an HttpOnly, SameSite=Strict cookie and
+    redirects to ``/``, so the token leaves the address bar and the page's requests carry the cookie."""
+    config = ServeConfig(host="127.0.0.1", token="s3cret")
+    with running(asgi(create_app({"table": detectors["table"]}, config)), config) as base:
+        assert httpx.get(base + "/?token=nope", timeout=30).status_code == 401
+        handed = httpx.get(base + "/?token=s3cret", timeout=30)
+        assert handed.status_code == 303 and handed.headers["location"] == "/"
+        set_cookie = handed.headers["set-cookie"]
+        name, value = set_cookie.split(";")[0].split("=", 1)
+        assert name == f"memae_token_{base.rsplit(':', 1)[1]}"  # one cookie per port of the host
+        assert "s3cret" not in value
+        assert {"httponly", "samesite=strict", "path=/"} <= {f.strip().lower() for f in set_cookie.split(";")}
+        with httpx.Client(base_url=base, cookies={name: value}, timeout=30) as browser:
+            assert browser.get("/").status_code == 200
+            assert browser.get("/health").status_code == 200
+            assert browser.post("/score", json={"data": [[1.0, 2.0, "tcp"]]}).status_code == 200
+        forged = httpx.get(base + "/health", cookies={name: value[:-1] + "0"}, timeout=30)
+        assert forged.status_code == 401
+        ws = pytest.importorskip("websockets.sync.client")
+        stream = base.replace("http", "ws") + "/models/table/stream"
+        with ws.connect(stream, additional_headers={"Cookie": f"{name}={value}"}) as accepted:
+            assert "no video model named 'table'" in json.loads(accepted.recv())["error"]
+        with pytest.raises(Exception, match="403"):  # the handshake is refused
+            ws.connect(stream)
+        followed = httpx.get(base + "/?token=s3cret", follow_redirects=True, timeout=30)
+        assert followed.status_code == 200 and str(followed.url) == base + "/"
+
+
+def _raw(url: str) -> socket.socket:
+    """A plain TCP connection to the server at ``url``, to send it requests byte by byte."""
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=60)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answered(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def test_a_slow_body_is_refused_with_408_and_others_are_served_meanwhile(detectors) -> None:
+    config = ServeConfig(body_timeout=5.0)
+    row = {"data": [[1.0, 2.0, "tcp"]]}
+    with running(asgi(create_app({"table": detectors["table"]}, config)), config) as base:
+        slow = _raw(base)
+        slow.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+        slow.sendall(b'Content-Length: 500\r\n\r\n{"data": [')  # and never the rest
+        served = httpx.post(base + "/score", json=row, timeout=30)
+        assert served.status_code == 200, served.text
+        assert not _answered(slow), "the slow request was answered before the other one"
+        answer = _read_all(slow)  # the 408, then the connection is closed
+        status, _, rest = answer.partition(b"\r\n")
+        assert status == b"HTTP/1.1 408 Request Timeout", answer
+        body = json.loads(rest.split(b"\r\n\r\n", 1)[1])
+        assert body == {
+            "error": "the request body did not arrive within 5 s (body_timeout)",
+            "limit": "body_timeout",
+        }
+        assert httpx.post(base + "/score", json=row, timeout=30).status_code == 200
+
+
+def test_a_trickling_body_and_a_slow_head_are_cut_at_the_deadline(detectors) -> None:
+    config = ServeConfig(body_timeout=1.0)
+    with running(asgi(create_app({"table": detectors["table"]}, config)), config) as base:
+        trickling = _raw(base)
+        trickling.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+        trickling.sendall(b"Content-Length: 100000\r\n\r\n")
+        got = b""
+        for _ in range(200):  # a byte every 50 ms: each arrives well within the deadline, all of them never
+            try:
+                trickling.sendall(b" ")
+            except OSError:  # the server closed the connection
+                break
+            if _answered(trickling):
+                got = _read_all(trickling)
+                break
+            time.sleep(0.05)
+        assert got.startswith(b"HTTP/1.1 408 "), got
+        slow_head = _raw(base)
+        slow_head.sendall(b"POST /score HTTP/1.1\r\nHost:")  # the headers never end
+        answer = _read_all(slow_head)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"headers did not arrive within 1 s" in answer
+        idle = _raw(base)  # connects and says nothing: closed, nothing sent
+        assert _read_all(idle) == b""
+        _healthy(base)
+
+
+def test_a_client_gone_mid_body_leaves_the_server_serving(detectors, caplog) -> None:
+    with running(asgi(create_app({"table": detectors["table"]}, ServeConfig()))) as base:
+        for path in ("/score", "/health"):
+            sock = _raw(base)
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode())
+            sock.sendall(b'Content-Length: 500\r\n\r\n{"data": [')
+            sock.close()
+        row = {"data": [[1.0, 2.0, "tcp"]]}
+        assert httpx.post(base + "/score", json=row, timeout=30).status_code == 200
+    assert "scoring failed" not in caplog.text
+
+
+def test_an_answer_before_the_whole_body_closes_the_connection(detectors) -> None:
+    """A refused request's body is never read: the connection ends, else its sender could
+    trickle it forever."""
+    with running(asgi(create_app({"table": detectors["table"]}, ServeConfig()))) as base:
+        sock = _raw(base)
+        sock.sendall(b"POST /models/nope/score HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+        answer = sock.recv(65536)
+        while b"}" not in answer:  # the head and the JSON body may come in two pieces
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 404 ") and b"no model named 'nope'" in answer, answer
+        closed = False
+        for _ in range(200):  # longer than the keep-alive timeout, which each byte would restart
+            try:
+                sock.sendall(b" ")
+                closed = _answered(sock) and sock.recv(1) == b""
+            except OSError:
+                closed = True
+            if closed:
+                break
+            time.sleep(0.05)
+        assert closed, "the connection of the unread body stayed open"
+        _healthy(base)
 
 
 def test_the_openapi_page_documents_the_endpoints(url) -> None:
@@ -362,4 +496,4 @@ def test_memae_serve_runs_until_stopped(checkpoints) -> None:
         server.send_signal(signal.SIGTERM)
         # uvicorn shuts down, then re-raises the signal it caught: killed by SIGTERM, after a clean stop
         assert server.wait(timeout=60) in (0, -signal.SIGTERM)
-    assert f"on http://127.0.0.1:{port}" in server.stderr.read()
+    assert f"the page at http://127.0.0.1:{port}," in server.stderr.read()

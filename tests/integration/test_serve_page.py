@@ -1,5 +1,6 @@
 """The upload page at ``/`` in a real browser (headless Chromium driven by Selenium): upload
-images and a table, see each sample's score, decision and anomaly-map overlay."""
+images, a table and a video, see each sample's score, decision and anomaly-map overlay, or
+each frame's error curve against the threshold."""
 
 from __future__ import annotations
 
@@ -16,10 +17,20 @@ from PIL import Image  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
+from memae.data.video import user_video  # noqa: E402
 from memae.detector import MemAEDetector  # noqa: E402
 from memae.serve.app import asgi, create_app  # noqa: E402
+from memae.serve.cli import load_detectors  # noqa: E402
 from memae.serve.config import ServeConfig  # noqa: E402
-from tests.serve_helpers import blob_images, running, table_frame, train_checkpoints  # noqa: E402
+from memae.video.clips import FrameStore  # noqa: E402
+from tests.serve_helpers import (  # noqa: E402
+    blob_images,
+    running,
+    street_frames,
+    table_frame,
+    train_checkpoints,
+    train_video_checkpoint,
+)
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -58,8 +69,8 @@ def browser(tmp_path):  # type: ignore[no-untyped-def]
         driver.quit()
 
 
-def _score_on_page(driver, url: str, model: str, files: list[Path]) -> list[list[str]]:  # type: ignore[no-untyped-def]
-    driver.get(url + "/")
+def _score_on_page(driver, url: str, model: str, files: list[Path], entry: str = "/") -> list[list[str]]:  # type: ignore[no-untyped-def]
+    driver.get(url + entry)
     wait = WebDriverWait(driver, 60)
     wait.until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
     Select(driver.find_element(By.ID, "model")).select_by_value(model)
@@ -106,3 +117,63 @@ def test_the_page_scores_an_uploaded_table(detectors, browser, tmp_path) -> None
     np.testing.assert_allclose([float(r[1]) for r in rows], detector.decision_function(frame), rtol=1e-4)
     assert [r[3] for r in rows] == ["anomalous" if v else "normal" for v in detector.predict(frame)]
     assert rows[2][3] == "anomalous"
+
+
+def test_with_a_token_the_browser_gets_it_once_from_the_address(detectors, browser, tmp_path) -> None:
+    frame = table_frame(3, seed=7)
+    frame.to_csv(tmp_path / "flows.csv", index=False)
+    config = ServeConfig(token="s3cret")
+    with running(asgi(create_app(detectors, config)), config) as url:
+        browser.get(url + "/")
+        assert "missing or wrong token" in browser.find_element(By.TAG_NAME, "body").text
+        rows = _score_on_page(browser, url, "table", [tmp_path / "flows.csv"], entry="/?token=s3cret")
+        assert browser.current_url == url + "/", "the token left the address bar"
+        cookies = browser.get_cookies()
+    np.testing.assert_allclose(
+        [float(r[1]) for r in rows], detectors["table"].decision_function(frame), rtol=1e-4
+    )
+    assert [(c["httpOnly"], c["sameSite"]) for c in cookies] == [(True, "Strict")]
+
+
+def test_the_page_draws_an_uploaded_videos_error_curve(detectors, browser, tmp_path) -> None:
+    from tests.unit.video.video_formats import write_avi
+
+    video_model = train_video_checkpoint(tmp_path)
+    served = {**load_detectors([str(video_model)]), "image": detectors["image"]}
+    frames = street_frames(14, 2)
+    frames[8:10, 3:10, 4:14] = 255  # something bright passes
+    avi = write_avi(tmp_path / "cam.avi", frames)
+    with running(asgi(create_app(served, ServeConfig()))) as url:
+        browser.get(url + "/")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+        Select(browser.find_element(By.ID, "model")).select_by_value("street")
+        assert "video model" in browser.find_element(By.ID, "hint").text
+        browser.find_element(By.ID, "file").send_keys(str(avi))
+        browser.find_element(By.ID, "send").click()
+        wait.until(
+            lambda d: (
+                d.find_elements(By.CSS_SELECTOR, "#curve polyline") or d.find_element(By.ID, "error").text
+            )
+        )
+        assert browser.find_element(By.ID, "error").text == ""
+        points = (
+            browser.find_element(By.CSS_SELECTOR, "#curve polyline.errors").get_attribute("points").split()
+        )
+        threshold = browser.find_elements(By.CSS_SELECTOR, "#curve line.threshold")
+        flagged = browser.find_elements(By.CSS_SELECTOR, "#curve circle.flagged")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#scores tbody tr")
+        table = [[c.text for c in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+        status = browser.find_element(By.ID, "status").text
+    trained = served["street"]
+    decoded = FrameStore.decode([user_video(avi)], trained.experiment.frames.size).frames[0]
+    index, errors = trained.frame_errors(decoded)
+    labels = errors > trained.threshold
+    assert len(points) == len(index) == 14 and len(threshold) == 1
+    assert len(flagged) == int(labels.sum())
+    heights = [float(p.split(",")[1]) for p in points]  # SVG y grows downwards: higher error, smaller y
+    assert np.argmin(heights) == np.argmax(errors)
+    assert [int(r[0]) for r in table] == index.tolist()
+    np.testing.assert_allclose([float(r[1]) for r in table], errors, rtol=1e-4)
+    assert [r[2] for r in table] == ["anomalous" if v else "normal" for v in labels]
+    assert f"14 frames of cam.avi scored, {int(labels.sum())} over the threshold" in status

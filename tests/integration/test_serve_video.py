@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 pytest.importorskip("fastapi")
 ws_client = pytest.importorskip("websockets.sync.client")
@@ -25,37 +24,12 @@ from memae.serve.config import Limits, ServeConfig  # noqa: E402
 from memae.serve.video import FrameStream  # noqa: E402
 from memae.video.clips import FrameStore  # noqa: E402
 from memae.video.scoring import align_frames, frame_errors  # noqa: E402
-from tests.serve_helpers import running  # noqa: E402
-
-
-def _frames(n: int, seed: int) -> np.ndarray:
-    y, x = np.mgrid[:16, :24]
-    base = 50 + 5 * seed + 3 * x + 2 * y
-    return np.clip(base[None] + 4 * np.arange(n)[:, None, None], 0, 255).astype(np.uint8)
-
-
-def _folder(root: Path, frames: np.ndarray) -> Path:
-    root.mkdir()
-    for k, frame in enumerate(frames):
-        Image.fromarray(frame).save(root / f"{k:04d}.png")
-    return root
+from tests.serve_helpers import frame_folder, running, street_frames, train_video_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def video_model(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("video")
-    config = {
-        "name": "tiny",
-        "frames": {"height": 8, "width": 8, "clip_len": 4, "train_stride": 1},
-        "model": {"backbone": "video-small", "variant": "memae", "memory_size": 10, "similarity": "dot"},
-        "train": {"epochs": 2, "batch_size": 5, "lr": 1e-3, "validation_fraction": 0.0, "device": "cpu"},
-    }
-    (tmp / "tiny.yaml").write_text(yaml.safe_dump(config))
-    folder = _folder(tmp / "normal", _frames(12, 0))
-    out = tmp / "street.memae"
-    argv = ["train-video", "--videos", str(folder), "--config", str(tmp / "tiny.yaml"), "--out", str(out)]
-    assert main([*argv, "--epochs", "2"]) == 0
-    return out
+    return train_video_checkpoint(tmp_path_factory.mktemp("video"))
 
 
 @pytest.mark.parametrize(("n", "clip_len"), [(4, 4), (5, 4), (11, 4), (12, 5), (9, 1)])
@@ -78,11 +52,11 @@ def _png(frame: np.ndarray) -> bytes:
 
 
 def test_streamed_frames_get_score_videos_errors(video_model, tmp_path) -> None:
-    frames = _frames(10, 3)
+    frames = street_frames(10, 3)
     detectors = load_detectors([str(video_model)])
     trained = detectors["street"]
     experiment = trained.experiment
-    decoded = FrameStore.decode([user_video(_folder(tmp_path / "clip", frames))], experiment.frames.size)
+    decoded = FrameStore.decode([user_video(frame_folder(tmp_path / "clip", frames))], experiment.frames.size)
     index, expected = frame_errors(
         trained.model,
         decoded.frames[0],
@@ -120,7 +94,7 @@ def test_stream_refusals_name_the_problem_and_the_server_stays_up(video_model) -
     with running(asgi(create_app(detectors, config))) as url:
         base = url.replace("http", "ws")
         for sent, words, limit in [
-            ([_png(_frames(1, 0)[0])] * 4, "max_video_frames", "max_video_frames"),
+            ([_png(street_frames(1, 0)[0])] * 4, "max_video_frames", "max_video_frames"),
             ([_png(np.zeros((40, 40), np.uint8))], "max_pixels", "max_pixels"),
             ([b"not an image"], "not a readable image", None),
             (["end"], "one clip needs 4", None),
@@ -138,3 +112,77 @@ def test_stream_refusals_name_the_problem_and_the_server_stays_up(video_model) -
         assert health["models"]["street"]["kind"] == "video"
         refused = httpx.post(url + "/score", json={"data": [[1.0]]}, timeout=30)
         assert refused.status_code == 400 and "/models/street/stream" in refused.json()["error"]
+
+
+def _score_video_csv(video_model: Path, video: Path, out: Path) -> dict[int, tuple[float, int]]:
+    """``memae score-video``'s scores.csv: frame -> (error, flagged)."""
+    assert main(["score-video", str(video_model), str(video), "--out", str(out), "--overlays", "0"]) == 0
+    lines = (out / "scores.csv").read_text().splitlines()[1:]
+    return {int(f[0]): (float(f[1]), int(f[4])) for f in (line.split(",") for line in lines)}
+
+
+def _upload(url: str, files: list[tuple[str, bytes]]):  # type: ignore[no-untyped-def]
+    import httpx
+
+    return httpx.post(
+        url + "/models/street/score-video", files=[("file", (n, c)) for n, c in files], timeout=120
+    )
+
+
+def test_an_uploaded_video_is_scored_as_score_video_scores_it(video_model, tmp_path) -> None:
+    from tests.unit.video.video_formats import write_avi
+
+    frames = street_frames(11, 4)
+    frames[6:8, 2:9, 3:12] = 255  # something bright crosses the street
+    avi = write_avi(tmp_path / "street cam.avi", frames)
+    expected = _score_video_csv(video_model, avi, tmp_path / "cli")
+    detectors = load_detectors([str(video_model)])
+    with running(asgi(create_app(detectors, ServeConfig()))) as url:
+        answer = _upload(url, [(avi.name, avi.read_bytes())])
+        assert answer.status_code == 200, answer.text
+        # its frames as image files, in any order: ordered by name
+        pngs = [(f"{k:03d}.png", _png(frame)) for k, frame in enumerate(frames)]
+        as_frames = _upload(url, pngs[::-1])
+    body = answer.json()
+    assert body["model"] == "street" and body["video"] == "street_cam.avi"
+    assert body["frames"] == sorted(expected) == list(range(11))
+    np.testing.assert_allclose(body["errors"], [expected[u][0] for u in body["frames"]], rtol=1e-6)
+    assert body["threshold"] == pytest.approx(detectors["street"].threshold)
+    assert body["labels"] == [expected[u][1] for u in body["frames"]]
+    by_frames = _score_video_csv(video_model, frame_folder(tmp_path / "frames", frames), tmp_path / "cli2")
+    assert as_frames.status_code == 200, as_frames.text
+    assert as_frames.json()["video"] == "11 frames"
+    np.testing.assert_allclose(as_frames.json()["errors"], [by_frames[u][0] for u in range(11)], rtol=1e-6)
+
+
+def test_video_uploads_refused_name_the_problem_and_the_server_stays_up(video_model, tmp_path) -> None:
+    import httpx
+
+    from tests.unit.video.video_formats import write_avi
+
+    detectors = load_detectors([str(video_model)])
+    config = ServeConfig(limits=Limits(max_video_frames=8, max_pixels=1000))
+    long_video = write_avi(tmp_path / "long.avi", street_frames(9, 0)).read_bytes()
+    wide_video = write_avi(tmp_path / "wide.avi", np.zeros((4, 40, 40), np.uint8)).read_bytes()
+    frame = _png(street_frames(1, 0)[0])
+    with running(asgi(create_app(detectors, config))) as url:
+        for files, status, words, limit in [
+            ([("long.avi", long_video)], 413, "more than the 8 frames allowed", "max_video_frames"),
+            (
+                [(f"{k}.png", frame) for k in range(9)],
+                413,
+                "more than the 8 frames allowed",
+                "max_video_frames",
+            ),
+            ([("wide.avi", wide_video)], 413, "40x40 = 1600 pixels", "max_pixels"),
+            ([("clip.avi", b"not a video")], 400, "clip.avi is not a readable video", None),
+            ([("one.png", frame)], 400, "single image", None),
+            ([(f"{k}.png", frame) for k in range(3)], 400, "the model needs at least 4", None),
+            ([("a.png", frame), ("a.png", b"")], 400, "two frames are named 'a.png'", None),
+        ]:
+            refused = _upload(url, files)
+            assert refused.status_code == status, refused.text
+            assert words in refused.json()["error"] and refused.json()["limit"] == limit
+        unknown = httpx.post(url + "/models/nope/score-video", files={"file": ("a.avi", b"")}, timeout=30)
+        assert unknown.status_code == 404 and "no video model named 'nope'" in unknown.json()["error"]
+        assert httpx.get(url + "/health", timeout=30).json()["models"]["street"]["kind"] == "video"

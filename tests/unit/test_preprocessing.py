@@ -188,3 +188,51 @@ def test_numpy_arrays_are_tables_with_positional_columns() -> None:
     np.testing.assert_array_equal(
         det.decision_function(pd.DataFrame(X, columns=list("abc"))), det.decision_function(X)
     )
+
+
+def _records(frame: "pd.DataFrame") -> list[dict]:
+    """Rows as JSON gives them: plain Python ints, floats and strings."""
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def test_plain_rows_encode_as_the_dataframe_of_them() -> None:
+    enc = TableEncoder().fit(_table())
+    test = _table(9, seed=2)
+    rows = _records(test)
+    rows[0]["rate"] = 3  # an int where training had floats
+    rows[1] = dict(reversed(list(rows[1].items())))  # keys in another order
+    expected = enc.encode(pd.DataFrame.from_records(rows))
+    np.testing.assert_array_equal(enc.encode_rows(rows), expected)
+    lists = [[row[c] for c in test.columns] for row in rows]
+    np.testing.assert_array_equal(enc.encode_rows(lists), expected)
+    np.testing.assert_array_equal(enc.encode_rows(lists), enc.encode(np.asarray(lists, dtype=object)))
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"rate": "0.5"}, "a number given as text"),
+        ({"rate": None}, "a missing value"),
+        ({"rate": float("nan")}, "not a number"),
+        ({"rate": float("inf")}, "infinite"),
+        ({"flag": True}, "a boolean"),
+        ({"bytes": 2**60}, "an integer beyond float precision"),
+        ({"proto": "sctp"}, "a category never seen (warned about by encode)"),
+        ({"proto": 3}, "a category that is not a string"),
+        ({"extra": 1.0}, "an extra column"),
+    ],
+)
+def test_rows_out_of_the_plain_kind_are_left_to_encode(change, why) -> None:
+    enc = TableEncoder().fit(_table())
+    rows = _records(_table(3, seed=3))
+    rows[1].update(change)
+    assert enc.encode_rows(rows) is None, why
+    del rows[1]["proto"]
+    assert enc.encode_rows(rows) is None, "a missing column"
+    assert enc.encode_rows([[1.0, 2.0]]) is None, "a list row of another length"
+    assert TableEncoder().fit(_table().to_numpy()).encode_rows(_records(_table(2))) is None, (
+        "names, unnamed fit"
+    )

@@ -375,30 +375,74 @@ def _resize_gray(image: object, size: tuple[int, int] | None) -> np.ndarray:
     return np.asarray(gray, dtype=np.uint8)
 
 
-def iter_video_file(path: Path, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
-    """The frames of a video file one at a time, grayscale uint8 (resized to ``size``)."""
+class VideoTooLargeError(ValueError):
+    """A video of more frames than ``max_frames``, or of frames of more pixels than
+    ``max_pixels``, refused before the excess is decoded; ``limit`` names which."""
+
+    def __init__(self, message: str, limit: Literal["max_frames", "max_pixels"]) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+def iter_video_file(
+    path: Path, size: tuple[int, int] | None = None, max_pixels: int | None = None
+) -> Iterator[np.ndarray]:
+    """The frames of a video file one at a time, grayscale uint8 (resized to ``size``);
+    frames of more than ``max_pixels`` pixels are refused from the stream's header."""
     av = _import_av()
     try:
         with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
+            if not container.streams.video:
+                raise ValueError(f"{path} holds no video stream")
+            stream = container.streams.video[0]
+            _check_pixels(path, stream.width, stream.height, max_pixels)
+            for frame in container.decode(stream):
+                _check_pixels(path, frame.width, frame.height, max_pixels)
                 yield _resize_gray(frame.to_image(), size)
     except av.error.FFmpegError as err:  # type: ignore[attr-defined]
         raise ValueError(f"{path} is not a readable video: {err}") from err
 
 
-def decode_frames(video: VideoSource, size: tuple[int, int] | None = None) -> np.ndarray:
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise VideoTooLargeError(
+            f"{path.name} has frames of {width}x{height} = {width * height} pixels, more than the "
+            f"{max_pixels} allowed (max_pixels)",
+            "max_pixels",
+        )
+
+
+def decode_frames(
+    video: VideoSource,
+    size: tuple[int, int] | None = None,
+    max_frames: int | None = None,
+    max_pixels: int | None = None,
+) -> np.ndarray:
     """Decode every frame once: grayscale, resized to ``size = (H, W)``, as uint8 (T, H, W).
 
-    :func:`to_unit_range` then scales to [−1, 1].
+    :func:`to_unit_range` then scales to [−1, 1]. A video of more than ``max_frames`` frames,
+    or with frames of more than ``max_pixels`` pixels, raises :class:`VideoTooLargeError`
+    before the excess is decoded.
     """
     from PIL import Image
 
+    def too_long() -> VideoTooLargeError:
+        return VideoTooLargeError(
+            f"video {video.name!r} has more than the {max_frames} frames allowed (max_frames)", "max_frames"
+        )
+
+    frames = []
     if isinstance(video.frames, Path):
-        frames = list(iter_video_file(video.frames, size))
+        for frame in iter_video_file(video.frames, size, max_pixels):
+            frames.append(frame)
+            if max_frames is not None and len(frames) > max_frames:
+                raise too_long()
     else:
-        frames = []
+        if max_frames is not None and len(video.frames) > max_frames:
+            raise too_long()
         for path in video.frames:
             with Image.open(path) as img:
+                _check_pixels(path, *img.size, max_pixels)
                 frames.append(_resize_gray(img, size))
     if not frames:
         raise ValueError(f"video {video.name!r} has no frames")

@@ -1,26 +1,24 @@
-"""The ASGI application: ``/health``, ``/score`` (and ``/models/{name}/score``), the page at ``/``.
+"""The ASGI application: ``/health``, ``/score`` (and ``/models/{name}/score``), a video model's
+``/models/{name}/score-video`` and ``/models/{name}/stream``, the page at ``/``.
 
-Every request passes two guards before the routes: the bearer token (when the server has
-one) and the body-size limit, counted as the body streams in, so a huge body is refused
-without being held. Refusals and bad input are JSON ``{"error": ..., "limit": ...}`` answers
-with a 4xx status; the server keeps serving after any of them.
+Every request passes the guards of :mod:`memae.serve.guards` before the routes: the token
+(when the server has one), then the body's size limit and deadline, checked as the body
+streams in, so a huge or slow body is refused without being held. Refusals and bad input
+are JSON ``{"error": ..., "limit": ...}`` answers with a 4xx status; the server keeps serving
+after any of them.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hmac
-import io
-import json
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from importlib import resources
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -28,17 +26,20 @@ from starlette.exceptions import HTTPException
 from memae.detector import MemAEDetector
 from memae.serve.batching import ScoringWorker
 from memae.serve.config import ServeConfig
-from memae.serve.inputs import RequestError, Samples, is_image_model, json_samples, upload_samples
-from memae.thresholds import ecdf_score
+from memae.serve.guards import (
+    ASGIApp,
+    BodyGuard,
+    BodyTimeout,
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+    TokenGuard,
+    error_response,
+)
+from memae.serve.inputs import RequestError, batch_join, is_image_model
+from memae.serve.scoring import ScoreEndpoint, read_upload, score_path
 from memae.video.experiment import TrainedVideoModel
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-#: Paths served without the token: the page itself holds no data (it sends the token it is given).
-_OPEN_PATHS = frozenset({"/"})
 
 
 class ModelInfo(BaseModel):
@@ -70,6 +71,33 @@ class ScoreAnswer(BaseModel):
     maps: list[AnomalyMap] | None = None
     map_scale: float | None = None
 
+
+class VideoAnswer(BaseModel):
+    model: str
+    video: str
+    frames: list[int]
+    errors: list[float | None]
+    threshold: float | None
+    labels: list[int] | None
+
+
+_VIDEO_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "one video file, or its frames as image files (ordered by name)",
+                    }
+                },
+            }
+        }
+    },
+}
 
 _REQUEST_BODY = {
     "required": True,
@@ -110,7 +138,13 @@ def create_app(detectors: Mapping[str, MemAEDetector | TrainedVideoModel], confi
     :class:`~memae.serve.batching.ScoringWorker`, started and stopped with the application."""
     if not detectors:
         raise ValueError("expected at least one detector to serve, got none")
-    workers = {name: ScoringWorker(det, config.batching) for name, det in detectors.items()}
+    workers = {
+        name: ScoringWorker(det, config.batching, batch_join(det))
+        if isinstance(det, MemAEDetector)
+        else ScoringWorker(det, config.batching)
+        for name, det in detectors.items()
+    }
+    scoring = ScoreEndpoint(detectors, workers, config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -126,7 +160,7 @@ def create_app(detectors: Mapping[str, MemAEDetector | TrainedVideoModel], confi
 
     app = FastAPI(
         title="memae",
-        description="Anomaly scores of memory-augmented autoencoders (MemAE) for tables and images.",
+        description="Anomaly scores of memory-augmented autoencoders (MemAE) for tables, images and videos.",
         lifespan=lifespan,
     )
     app.state.workers = workers
@@ -139,9 +173,10 @@ def create_app(detectors: Mapping[str, MemAEDetector | TrainedVideoModel], confi
     async def http_error(request: Request, err: HTTPException) -> JSONResponse:
         return error_response(err.status_code, str(err.detail))
 
-    @app.exception_handler(_BodyTooLarge)
-    async def too_large(request: Request, err: _BodyTooLarge) -> JSONResponse:
-        return error_response(413, str(err), "max_body_bytes")
+    @app.exception_handler(BodyTooLarge)
+    @app.exception_handler(BodyTimeout)
+    async def body_refused(request: Request, err: BodyTooLarge | BodyTimeout) -> Response:
+        return BodyGuard.refusal(err)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -155,44 +190,46 @@ def create_app(detectors: Mapping[str, MemAEDetector | TrainedVideoModel], confi
             status="ok", models={name: _info(det, workers[name]) for name, det in detectors.items()}
         )
 
-    async def score_with(name: str, request: Request) -> JSONResponse:
-        detector, worker = detectors[name], workers[name]
-        if isinstance(detector, TrainedVideoModel):
-            raise RequestError(400, f"{name!r} is a video model: stream its frames to /models/{name}/stream")
-        maps = request.query_params.get("maps", "false").lower() in ("1", "true", "yes")
-        samples, maps = await _read_request(request, detector, config, maps)
-        if maps and not is_image_model(detector):
-            raise RequestError(400, f"maps are made for image models; {name!r} scores {samples.kind}")
-        try:
-            scores = await worker.score(samples.X)
-        except (ValueError, TypeError) as err:
-            raise RequestError(400, str(err)) from err
-        answer = _answer(name, detector, samples, scores)
-        if maps:
-            errors = await worker.call(lambda: detector.anomaly_maps(samples.X))
-            answer.update(await run_in_threadpool(_map_pngs, np.asarray(samples.X), errors))
-        return JSONResponse(answer)
-
     @app.post("/score", response_model=ScoreAnswer, openapi_extra={"requestBody": _REQUEST_BODY})
     async def score(request: Request) -> JSONResponse:
         """Score with the only model served (with several, use ``/models/{name}/score``).
         ``?maps=true`` adds each image's anomaly map and overlay as base64 PNGs."""
-        if len(detectors) != 1:
-            raise RequestError(
-                400,
-                f"{len(detectors)} models are served: POST to /models/{{name}}/score, name one of "
-                f"{sorted(detectors)}",
-            )
-        return await score_with(next(iter(detectors)), request)
+        return JSONResponse(await scoring.answer(None, request))
 
     @app.post(
         "/models/{name}/score", response_model=ScoreAnswer, openapi_extra={"requestBody": _REQUEST_BODY}
     )
     async def score_model(name: str, request: Request) -> JSONResponse:
         """Score with the model ``name`` (see ``/health``)."""
-        if name not in detectors:
-            raise RequestError(404, f"no model named {name!r}: served are {sorted(detectors)}")
-        return await score_with(name, request)
+        return JSONResponse(await scoring.answer(name, request))
+
+    @app.post(
+        "/models/{name}/score-video", response_model=VideoAnswer, openapi_extra={"requestBody": _VIDEO_BODY}
+    )
+    async def score_video(name: str, request: Request) -> JSONResponse:
+        """Score an uploaded video with the video model ``name``, as ``memae score-video``
+        does: each frame's clip error ``e_u`` (the clip centred on it), the model's threshold
+        and each frame's label (1: over the threshold; ``null`` without a threshold)."""
+        from memae.serve.video import upload_frames
+
+        trained = detectors.get(name)
+        if not isinstance(trained, TrainedVideoModel):
+            raise RequestError(404, f"no video model named {name!r}: video models are {_videos(detectors)}")
+        files = await read_upload(request, config.limits)
+        with tempfile.TemporaryDirectory(prefix="memae-serve-") as folder:
+            video, frames = await run_in_threadpool(upload_frames, trained, files, config.limits, folder)
+        index, errors = await workers[name].call(lambda: trained.frame_errors(frames))
+        threshold = trained.threshold
+        return JSONResponse(
+            {
+                "model": name,
+                "video": video,
+                "frames": index.tolist(),
+                "errors": [float(e) if np.isfinite(e) else None for e in errors],
+                "threshold": threshold,
+                "labels": None if threshold is None else (errors > threshold).astype(int).tolist(),
+            }
+        )
 
     @app.websocket("/models/{name}/stream")
     async def stream(websocket: WebSocket, name: str) -> None:
@@ -248,84 +285,35 @@ def create_app(detectors: Mapping[str, MemAEDetector | TrainedVideoModel], confi
         except WebSocketDisconnect:
             return
 
-    guarded: ASGIApp = BodyLimit(app, config.limits.max_body_bytes)
+    guarded: ASGIApp = BodyGuard(ScoreFirst(app, scoring), config.limits.max_body_bytes, config.body_timeout)
     if config.token is not None:
-        guarded = BearerToken(guarded, config.token)
+        guarded = TokenGuard(guarded, config.token)
     app.state.guarded = guarded
     return app
 
 
 def asgi(app: FastAPI) -> ASGIApp:
-    """The application behind its guards (token, body size): what the server runs."""
+    """The application behind its guards (token, body size and deadline): what the server runs."""
     return app.state.guarded
 
 
-async def _read_request(
-    request: Request, detector: MemAEDetector, config: ServeConfig, maps: bool
-) -> tuple[Samples, bool]:
-    """The request's samples (uploads are read from a temporary folder, removed once read)
-    and whether maps are asked for (the query's ``maps`` or the JSON body's)."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        try:
-            async with request.form(max_files=config.limits.max_files) as form:
-                files = [f for f in form.getlist("file") if hasattr(f, "read")]
-                contents = [(f.filename or "upload", await f.read()) for f in files]
-        except HTTPException as err:  # the multipart parser's refusals
-            if str(err.detail).startswith("Too many files"):
-                raise RequestError(
-                    413, f"more than {config.limits.max_files} files in the upload (max_files)", "max_files"
-                ) from err
-            raise RequestError(400, f"unreadable multipart body: {err.detail}") from err
-        with tempfile.TemporaryDirectory(prefix="memae-serve-") as folder:
-            samples = await run_in_threadpool(upload_samples, detector, contents, config.limits, folder)
-        return samples, maps
-    if content_type.startswith("application/json"):
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise RequestError(400, f"the body is not valid JSON: {err}") from err
-        if not isinstance(body, dict) or "data" not in body:
-            raise RequestError(400, 'expected a JSON object {"data": [...]}')
-        maps = maps or bool(body.get("maps", False))
-        return json_samples(detector, body["data"], config.limits), maps
-    raise RequestError(
-        415, f"expected application/json or multipart/form-data, got {content_type or 'no content type'!r}"
-    )
+class ScoreFirst:
+    """Score requests (``POST /score``, ``POST /models/{name}/score``) straight to the
+    :class:`~memae.serve.scoring.ScoreEndpoint`, everything else to the FastAPI application.
 
+    FastAPI's router, dependency solving and middleware cost the event loop more than
+    preparing and answering a single-row request (docs/SERVING.md); the FastAPI routes of
+    these paths document them and answer the same way through the same endpoint.
+    """
 
-def _answer(name: str, detector: MemAEDetector, samples: Samples, scores: np.ndarray) -> dict[str, Any]:
-    """The JSON answer: a score (``null`` where it is not finite: anomalous), its calibrated
-    value and label per sample, in order."""
-    calibrated = ecdf_score(detector._reference_scores(), scores)
-    labels = detector.labels_from_scores(scores)
-    return {
-        "model": name,
-        "ids": None if samples.ids is None else [str(i) for i in samples.ids],
-        "scores": [float(s) if np.isfinite(s) else None for s in scores],
-        "calibrated": [float(c) for c in calibrated],
-        "labels": [int(v) for v in labels],
-        "threshold": float(detector.threshold_),
-    }
+    def __init__(self, app: ASGIApp, scoring: ScoreEndpoint) -> None:
+        self.app, self.scoring = app, scoring
 
-
-def _map_pngs(images: np.ndarray, errors: np.ndarray) -> dict[str, Any]:
-    from PIL import Image
-
-    from memae.report_images import map_scale, render_map
-
-    scale = map_scale(errors)
-    out = []
-    for image, error in zip(images, errors, strict=True):
-        levels, overlay = render_map(image, error, scale)
-        out.append({"map": _png(Image.fromarray(levels)), "overlay": _png(Image.fromarray(overlay))})
-    return {"maps": out, "map_scale": scale}
-
-
-def _png(image: Any) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and score_path(scope["path"]):
+            await self.scoring(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def describe(app: FastAPI) -> dict[str, ModelInfo]:
@@ -349,7 +337,7 @@ def _info(detector: MemAEDetector | TrainedVideoModel, worker: ScoringWorker) ->
         return ModelInfo(
             kind="video",
             input_shape=[1, frames.clip_len, *frames.size],
-            threshold=None,
+            threshold=detector.threshold,
             batches=worker.batches,
             samples=worker.samples,
         )
@@ -363,74 +351,3 @@ def _info(detector: MemAEDetector | TrainedVideoModel, worker: ScoringWorker) ->
         batches=worker.batches,
         samples=worker.samples,
     )
-
-
-def error_response(status: int, message: str, limit: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "limit": limit}, status_code=status)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """Refuses request bodies over ``max_bytes`` with 413: at once when ``Content-Length``
-    says so, else as soon as the streamed body passes the limit."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        message = f"the request body is larger than the {self.max_bytes} bytes allowed (max_body_bytes)"
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(413, message, "max_body_bytes")(scope, receive, send)
-            return
-        seen = 0
-        started = False
-
-        async def counted() -> dict[str, Any]:
-            nonlocal seen
-            event = await receive()
-            if event["type"] == "http.request":
-                seen += len(event.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge(message)
-            return event
-
-        async def tracked(event: dict[str, Any]) -> None:
-            nonlocal started
-            started = started or event["type"] == "http.response.start"
-            await send(event)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except _BodyTooLarge:  # raised where no exception handler of the app saw it
-            if not started:
-                await error_response(413, message, "max_body_bytes")(scope, receive, send)
-
-
-class BearerToken:
-    """Every request (HTTP and WebSocket) must carry ``Authorization: Bearer <token>``."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app, self.token = app, token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope.get("path") in _OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope.get("headers", [])).get(b"authorization", b"")
-        scheme, _, token = given.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.token):
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        response = error_response(401, "missing or wrong bearer token (Authorization: Bearer <token>)")
-        response.headers["WWW-Authenticate"] = "Bearer"
-        await response(scope, receive, send)

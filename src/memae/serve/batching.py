@@ -4,11 +4,11 @@ several at once when they arrive together (micro-batching)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,45 +18,54 @@ import torch
 from memae.detector import MemAEDetector
 from memae.serve.config import Batching
 
+#: Joins the requests' samples of one batch into the model's input (N, *input_shape_).
+Join = Callable[[Sequence[Any]], torch.Tensor]
+
 
 @dataclass
 class _Scores:
-    """Samples of one request (a DataFrame or an array, as the detector takes them) waiting for scores."""
+    """One request's samples (in the form ``join`` takes) waiting for their scores."""
 
-    X: Any
-    future: Future
+    data: Any
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
 
 
 @dataclass
 class _Call:
-    """Any other work on the model (anomaly maps), run alone on the worker thread."""
+    """Any other work on the model (anomaly maps, video clips), run alone on the worker thread."""
 
     fn: Callable[[], Any]
-    future: Future
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
 
 
 class ScoringWorker:
     """A thread that owns ``detector`` and answers :meth:`score` and :meth:`call` (a video
     model, which is streamed rather than batched, is served by :meth:`call` alone).
 
-    Score requests queued within ``batching.wait_ms`` of the first one in the queue are
-    concatenated (at most ``batching.max_batch`` samples; a request is never split), prepared
-    by the detector's preprocessing in one call and scored in one forward pass; each request
-    gets its own slice back. Preprocessing is per row and a sample's score in eval mode does
-    not depend on its batch, so batching changes the throughput, not the scores. When the
-    batch cannot be prepared as one (a request with wrong columns or shape), each request is
-    prepared alone, so the bad one gets its own error and the others their scores.
+    Requests come checked and prepared where they are read (a bad request is refused there,
+    alone); the worker runs the network. Score requests queued within ``batching.wait_ms`` of
+    the first one in the queue make one batch (at most ``batching.max_batch`` samples; a
+    request is never split): ``join`` makes their samples one input — for a table model, the
+    encoded rows concatenated and scaled in one call (:func:`memae.serve.inputs.batch_join`) —
+    scored in one forward pass; each request gets its own slice back, the whole batch's
+    answers handed to the event loop at once. A sample's score in eval mode does not depend on
+    its batch, so batching changes the throughput, not the scores. The network is made ready
+    for scoring (:func:`memae.fast.inference_model`) once, on the first batch.
 
     Example:
         >>> worker = ScoringWorker(detector, Batching()); worker.start()
-        >>> scores = await worker.score(X)
+        >>> scores = await worker.score(torch.from_numpy(detector.preprocess(X)))
     """
 
-    def __init__(self, detector: MemAEDetector | Any, batching: Batching) -> None:
+    def __init__(self, detector: MemAEDetector | Any, batching: Batching, join: Join = torch.cat) -> None:
         self.detector = detector
         self.batching = batching
+        self.join = join
         self._queue: queue.Queue[_Scores | _Call | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="memae-scoring", daemon=True)
+        self._net: torch.nn.Module | None = None
         self.batches = 0
         self.samples = 0
 
@@ -68,18 +77,21 @@ class ScoringWorker:
         self._queue.put(None)
         self._thread.join()
 
-    async def score(self, X: Any) -> np.ndarray:
-        """Scores of the samples ``X`` (anything :meth:`MemAEDetector.decision_function` takes);
-        raises the detector's ``ValueError``/``TypeError`` for input it refuses."""
-        future: Future = Future()
-        self._queue.put(_Scores(X, future))
-        return await asyncio.wrap_future(future)
+    async def score(self, data: Any) -> np.ndarray:
+        """Scores of one request's prepared samples ``data``: the detector's
+        :meth:`~memae.detector.MemAEDetector.decision_function` of the samples they were
+        prepared from."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Scores(data, future, loop))
+        return await future
 
     async def call(self, fn: Callable[[], Any]) -> Any:
         """``fn()`` run on the worker thread (between batches), its result or its exception."""
-        future: Future = Future()
-        self._queue.put(_Call(fn, future))
-        return await asyncio.wrap_future(future)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Call(fn, future, loop))
+        return await future
 
     def _run(self) -> None:
         held: _Scores | _Call | None = None
@@ -89,7 +101,10 @@ class ScoringWorker:
             if item is None:
                 return
             if isinstance(item, _Call):
-                _settle(item.future, item.fn)
+                try:
+                    _hand_over([(item, item.fn(), None)])
+                except Exception as err:
+                    _hand_over([(item, None, err)])
                 continue
             batch, held = self._gather(item)
             self._score_batch(batch)
@@ -97,7 +112,7 @@ class ScoringWorker:
     def _gather(self, first: _Scores) -> tuple[list[_Scores], _Scores | _Call | None]:
         """``first`` and the score requests that follow within the wait, up to the batch size;
         the first item that does not fit is handed back to be served next."""
-        batch, size = [first], len(first.X)
+        batch, size = [first], len(first.data)
         if not self.batching.enabled:
             return batch, None
         deadline = time.monotonic() + self.batching.wait_ms / 1000.0
@@ -107,67 +122,46 @@ class ScoringWorker:
                 item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
-            if not isinstance(item, _Scores) or size + len(item.X) > self.batching.max_batch:
+            if not isinstance(item, _Scores) or size + len(item.data) > self.batching.max_batch:
                 return batch, item
             batch.append(item)
-            size += len(item.X)
+            size += len(item.data)
         return batch, None
 
     def _score_batch(self, batch: list[_Scores]) -> None:
-        joined, data, ready = _concat([item.X for item in batch]), None, batch
-        if joined is not None:
-            try:
-                data = self.detector._validated(joined)
-            except (ValueError, TypeError):
-                data = None  # someone's input is refused: find whose below
-        if data is None:
-            ready, parts = [], []
-            for item in batch:
-                try:
-                    parts.append(self.detector._validated(item.X))
-                    ready.append(item)
-                except Exception as err:
-                    item.future.set_exception(err)
-            if not ready:
-                return
-            data = torch.cat(parts)
         try:
-            scores = self.detector._score_tensor(data)
+            if self._net is None:
+                from memae.fast import inference_model
+
+                self._net = inference_model(self.detector.model_)
+            data = self.join([item.data for item in batch])
+            scores = self.detector._score_tensor(data, self._net)
         except Exception as err:  # the requests get the error; the worker keeps serving
-            for item in ready:
-                item.future.set_exception(err)
+            _hand_over([(item, None, err) for item in batch])
             return
         self.batches += 1
         self.samples += len(data)
-        bounds = np.cumsum([len(item.X) for item in ready])[:-1]
-        for item, part in zip(ready, np.split(scores, bounds), strict=True):
-            item.future.set_result(part)
+        bounds = np.cumsum([len(item.data) for item in batch])[:-1]
+        _hand_over([(item, part, None) for item, part in zip(batch, np.split(scores, bounds), strict=True)])
 
 
-def _concat(parts: list[Any]) -> Any:
-    """The requests' samples as one input when they are alike — DataFrames of the same column
-    names, or arrays of one type and sample shape — else ``None`` (prepared one by one).
-    Requests with different columns are never joined: the gaps would read as missing values."""
-    if len(parts) == 1:
-        return parts[0]
-    from memae.data.tables import is_frame
-
-    if all(is_frame(p) for p in parts):
-        names = {tuple(sorted(map(str, p.columns))) for p in parts}
-        if len(names) != 1 or any(p.columns.has_duplicates for p in parts):
-            return None
-        import pandas as pd
-
-        return pd.concat(parts, ignore_index=True)
-    if all(isinstance(p, np.ndarray) for p in parts):
-        if len({(p.dtype, p.shape[1:]) for p in parts}) != 1:
-            return None
-        return np.concatenate(parts)
-    return None
+def _hand_over(outcome: list[tuple[_Scores | _Call, Any, BaseException | None]]) -> None:
+    """Settle the requests' futures on their event loop (the server has one), one wake-up of
+    each loop for all of them."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any, BaseException | None]]] = {}
+    for item, result, error in outcome:
+        by_loop.setdefault(item.loop, []).append((item.future, result, error))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for these answers
+            loop.call_soon_threadsafe(_settle, settled)
 
 
-def _settle(future: Future, fn: Callable[[], Any]) -> None:
-    try:
-        future.set_result(fn())
-    except Exception as err:
-        future.set_exception(err)
+def _settle(settled: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+
+    for future, result, error in settled:
+        if future.done():  # its request was cancelled (the client went away)
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)

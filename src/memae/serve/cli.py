@@ -12,6 +12,12 @@ from typing import Any
 TOKEN_ENV = "MEMAE_SERVE_TOKEN"
 
 
+def default_threads() -> int:
+    """Torch threads for scoring: every CPU but one, which the event loop (HTTP, JSON, the
+    requests' preprocessing) needs; more threads than free CPUs make each forward pass wait."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def add_parser(sub: Any) -> None:
     """Add ``serve`` to the ``memae`` sub-parsers."""
     serve = sub.add_parser(
@@ -29,7 +35,13 @@ def add_parser(sub: Any) -> None:
         default=os.environ.get(TOKEN_ENV),
         help=f"bearer token every request must carry; required off loopback (default: ${TOKEN_ENV})",
     )
-    serve.add_argument("--threads", type=int, help="torch threads of the scoring (default: torch's)")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="torch threads of the scoring (default: the CPUs less the one the event loop needs, "
+        f"at least 1: {default_threads()} here)",
+    )
     serve.add_argument("--no-batching", action="store_true", help="score one request at a time")
     serve.add_argument("--max-batch", type=int, default=256, help="samples per micro-batch (default: 256)")
     serve.add_argument(
@@ -45,7 +57,14 @@ def add_parser(sub: Any) -> None:
     )
     serve.add_argument("--max-files", type=int, default=64, help="files per upload (default: 64)")
     serve.add_argument(
-        "--max-video-frames", type=int, default=100_000, help="frames per video stream (default: 100000)"
+        "--max-video-frames", type=int, default=100_000, help="frames per video (default: 100000)"
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request's headers, then its body, may take to arrive; slower clients get 408 "
+        "(default: 30)",
     )
 
 
@@ -65,6 +84,7 @@ def config_from(args: argparse.Namespace) -> Any:
         ),
         batching=Batching(enabled=not args.no_batching, max_batch=args.max_batch, wait_ms=args.batch_wait_ms),
         torch_threads=args.threads,
+        body_timeout=args.body_timeout,
     )
 
 
@@ -89,6 +109,7 @@ def serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from memae.serve.app import asgi, create_app, describe
+        from memae.serve.server import server_config
     except ImportError as err:
         print(
             f"memae: error: serving needs the serve extra: pip install 'memae[serve]' ({err})",
@@ -99,6 +120,7 @@ def serve(args: argparse.Namespace) -> int:
     detectors = load_detectors(args.checkpoints)
     app = create_app(detectors, config)
     served = ", ".join(f"{name} ({info.kind})" for name, info in describe(app).items())
-    print(f"memae: serving {served} on http://{config.host}:{config.port} (API at /docs)", file=sys.stderr)
-    uvicorn.run(asgi(app), host=config.host, port=config.port, log_level="warning", timeout_keep_alive=5)
+    page = f"http://{config.host}:{config.port}" + ("/?token=<token>" if config.token else "")
+    print(f"memae: serving {served}; the page at {page}, the API at /docs", file=sys.stderr)
+    uvicorn.Server(server_config(asgi(app), config)).run()
     return 0

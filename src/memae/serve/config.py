@@ -49,8 +49,9 @@ class ServeConfig:
     """Everything :func:`memae.serve.app.create_app` needs besides the models.
 
     A host other than a loopback address needs a ``token``: every request must then carry
-    ``Authorization: Bearer <token>``. ``torch_threads``: intra-op threads of the scoring
-    worker (``None``: torch's default).
+    it (:class:`memae.serve.guards.TokenGuard`). ``torch_threads``: intra-op threads of the
+    scoring (``None``: torch's default). ``body_timeout``: seconds a request's headers, and
+    then its body, may take to arrive; a slower client gets a 408 and its connection closed.
     """
 
     host: str = "127.0.0.1"
@@ -59,6 +60,7 @@ class ServeConfig:
     limits: Limits = Limits()
     batching: Batching = Batching()
     torch_threads: int | None = None
+    body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -71,6 +73,8 @@ class ServeConfig:
             )
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError(f"torch_threads must be >= 1, got {self.torch_threads}")
+        if not self.body_timeout > 0:
+            raise ValueError(f"body_timeout must be > 0 seconds, got {self.body_timeout}")
 
 
 def is_loopback(host: str) -> bool:

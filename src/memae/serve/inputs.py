@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from memae.detector import MemAEDetector
 from memae.serve.config import Limits
@@ -27,11 +30,52 @@ def limit_error(limit: str, allowed: int, got: int, what: str) -> RequestError:
 
 @dataclass(frozen=True)
 class Samples:
-    """What a request asks to score: the detector's input ``X`` and each sample's name (or ``None``)."""
+    """What a request asks to score: the detector's input ``X``, each sample's name (or
+    ``None``) and, once :func:`prepared`, ``data``: ``X`` checked and prepared up to the
+    step done once per batch (:func:`batch_join`)."""
 
     X: Any
     ids: tuple[str, ...] | None
     kind: str
+    data: np.ndarray | torch.Tensor | None = None
+
+
+def prepared(detector: MemAEDetector, samples: Samples) -> Samples:
+    """``samples`` with ``data``, prepared as ``decision_function`` prepares its input: a
+    table's rows encoded (one-hot, numbers; the scaling is :func:`batch_join`'s), images
+    through the detector's checks and scaling. Input the detector refuses is a 400 with its
+    message."""
+    if samples.data is not None:
+        return samples
+    try:
+        if detector.table_ is not None:
+            data: np.ndarray | torch.Tensor = detector.table_.encode(samples.X)
+        else:
+            data = detector._validated(samples.X)
+    except (ValueError, TypeError) as err:
+        raise RequestError(400, str(err)) from err
+    return dataclasses.replace(samples, data=data)
+
+
+def batch_join(detector: MemAEDetector) -> Callable[[Sequence[Any]], torch.Tensor]:
+    """How the :func:`prepared` samples of a batch's requests become the model's input: a
+    table model's encoded rows concatenated and scaled in one call (the detector's
+    ``_transform``, row by row the same numbers), images concatenated."""
+    if detector.table_ is not None:
+        return lambda parts: detector._transform(parts[0] if len(parts) == 1 else np.concatenate(parts))
+    return lambda parts: parts[0] if len(parts) == 1 else torch.cat(list(parts))
+
+
+def read_json(detector: MemAEDetector, body: bytes, limits: Limits) -> tuple[Samples, bool]:
+    """A JSON body ``{"data": [...], "maps": false}``: its samples (:func:`json_samples`) and
+    whether it asks for anomaly maps."""
+    try:
+        parsed = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RequestError(400, f"the body is not valid JSON: {err}") from err
+    if not isinstance(parsed, dict) or "data" not in parsed:
+        raise RequestError(400, f'expected a JSON object {{"data": [...]}}, got {_describe(parsed)}')
+    return json_samples(detector, parsed["data"], limits), bool(parsed.get("maps", False))
 
 
 def is_image_model(detector: MemAEDetector) -> bool:
@@ -42,12 +86,19 @@ def json_samples(detector: MemAEDetector, data: Any, limits: Limits) -> Samples:
     """``{"data": [...]}``'s list as detector input: rows (lists, or objects keyed by column
     name) for table models; nested lists (N, C, H, W) — or (N, H, W) for one channel — for
     image models, integers being pixels of the type the model was trained on (0..255 for
-    ``uint8``), floats in the training units."""
+    ``uint8``), floats in the training units.
+
+    Images, and table rows of plain values (:meth:`~memae.preprocessing.TableEncoder.encode_rows`),
+    come back :func:`prepared`; other rows come back as a DataFrame for :func:`prepared`.
+    """
     if not isinstance(data, list) or not data:
         raise RequestError(400, f"'data' must be a non-empty list of samples, got {_describe(data)}")
     if len(data) > limits.max_samples:
         raise limit_error("max_samples", limits.max_samples, len(data), "samples in the request")
     if detector.table_ is not None:
+        encoded = detector.table_.encode_rows(data)
+        if encoded is not None:
+            return Samples(data, None, "table", encoded)
         return Samples(_table_rows(detector, data), None, "table")
     try:
         array = np.asarray(data)
@@ -67,7 +118,8 @@ def json_samples(detector: MemAEDetector, data: Any, limits: Limits) -> Samples:
             raise limit_error("max_pixels", limits.max_pixels, pixels, "pixels per image")
         if array.dtype.kind in "iu":
             array = _as_pixels(array, getattr(detector, "pixel_dtype_", None))
-    return Samples(array if array.dtype.kind in "iu" else array.astype(np.float32), None, "array")
+    samples = Samples(array if array.dtype.kind in "iu" else array.astype(np.float32), None, "array")
+    return prepared(detector, samples)
 
 
 def _table_rows(detector: MemAEDetector, rows: list[Any]) -> Any:
@@ -121,7 +173,7 @@ def upload_samples(
     folder = Path(folder)
     paths = []
     for i, (name, content) in enumerate(files):
-        path = folder / f"{i:04d}-{_safe_name(name)}"
+        path = folder / f"{i:04d}-{safe_name(name)}"
         path.write_bytes(content)
         paths.append(path)
     images = ImageOptions(max_pixels=limits.max_pixels)
@@ -142,7 +194,7 @@ def upload_samples(
     return Samples(dataset.X, ids, dataset.kind)
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     """The last part of an uploaded file name, of plain characters (its suffix says its kind)."""
     base = Path(name.replace("\\", "/")).name
     kept = "".join(c if c.isalnum() or c in "._-" else "_" for c in base).lstrip(".")
@@ -156,8 +208,12 @@ def _without_folder(message: str, folder: Path) -> str:
 
 def _describe(value: Any) -> str:
     if isinstance(value, list):
-        return "an empty list"
-    return f"a JSON {type(value).__name__}"
+        return "an empty list" if not value else "a list"
+    if isinstance(value, dict):
+        return f"an object with keys {sorted(map(str, value))[:8]}"
+    return f"a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}"
 
 
-__all__ = ["RequestError", "Samples", "json_samples", "upload_samples"]
+_JSON_TYPES = {str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+__all__ = ["RequestError", "Samples", "batch_join", "json_samples", "prepared", "read_json", "upload_samples"]

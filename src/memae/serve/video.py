@@ -1,4 +1,6 @@
-"""Streaming video scoring: frames in one at a time, each frame's clip error out once its clip is complete.
+"""Video scoring: an uploaded video (or its frames) scored whole, as ``memae score-video``
+scores it; or frames streamed in one at a time, each frame's clip error out once its clip is
+complete.
 
 The alignment is ``memae score-video``'s centred one (:func:`memae.video.scoring.align_frames`
 with ``"center"``): frame ``u`` is scored by the clip starting at ``clip(u − L/2, 0, n − L)``.
@@ -12,11 +14,14 @@ from __future__ import annotations
 
 import io
 from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from memae.serve.config import Limits
 from memae.video.experiment import TrainedVideoModel
 from memae.video.scoring import clip_errors
 
@@ -80,6 +85,59 @@ def decode_frame(content: bytes, size: tuple[int, int], max_pixels: int) -> torc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"a frame is not a readable image: {err}") from err
     return torch.from_numpy(to_unit_range(gray[None]))[0]
+
+
+def upload_frames(
+    trained: TrainedVideoModel, files: Sequence[tuple[str, bytes]], limits: Limits, folder: str | Path
+) -> tuple[str, torch.Tensor]:
+    """An uploaded video — one video file (anything FFmpeg reads) or its frames as image files,
+    in the natural order of their names — written under ``folder`` and decoded by
+    :func:`memae.data.video.decode_frames` as ``memae score-video`` decodes it: its name and
+    its (T, H, W) frames in [−1, 1], gray and at the model's frame size. Refusals are
+    4xx :class:`~memae.serve.inputs.RequestError` answers that name the limit."""
+    from PIL import Image
+
+    from memae.data.video import IMAGE_SUFFIXES, VideoTooLargeError, decode_frames, to_unit_range, user_video
+    from memae.serve.inputs import RequestError, safe_name
+
+    if not files:
+        raise RequestError(400, "the upload has no file in field 'file'")
+    folder = Path(folder)
+    if len(files) == 1:
+        path = folder / safe_name(files[0][0])
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            raise RequestError(400, f"{path.name} is a single image: upload a video file or its frames")
+        path.write_bytes(files[0][1])
+        name = path.name
+    else:
+        path = folder / "frames"
+        path.mkdir()
+        for file_name, content in files:
+            frame = path / safe_name(file_name)
+            if frame.exists():
+                raise RequestError(400, f"two frames are named {frame.name!r}: frames are ordered by name")
+            frame.write_bytes(content)
+        name = f"{len(files)} frames"
+    clip_len = trained.experiment.frames.clip_len
+    try:
+        frames = decode_frames(
+            user_video(path), trained.experiment.frames.size, limits.max_video_frames, limits.max_pixels
+        )
+    except VideoTooLargeError as err:
+        if err.limit == "max_frames":
+            raise RequestError(
+                413,
+                f"the video has more than the {limits.max_video_frames} frames allowed (max_video_frames)",
+                "max_video_frames",
+            ) from err
+        raise RequestError(413, str(err), "max_pixels") from err
+    except Image.DecompressionBombError as err:
+        raise RequestError(413, f"a frame has too many pixels (max_pixels): {err}", "max_pixels") from err
+    except (ValueError, OSError) as err:
+        raise RequestError(400, str(err).replace(f"{folder}/", "")) from err
+    if len(frames) < clip_len:
+        raise RequestError(400, f"the video has {len(frames)} frame(s); the model needs at least {clip_len}")
+    return name, torch.from_numpy(to_unit_range(frames))
 
 
 def clip_error(trained: TrainedVideoModel, clip: torch.Tensor) -> float:

@@ -102,7 +102,7 @@ def score_video(args: argparse.Namespace) -> int:
     from memae.video.clips import FrameStore
     from memae.video.experiment import load_video_model
     from memae.video.figures import overlay, score_plot
-    from memae.video.scoring import error_maps, frame_errors, normality
+    from memae.video.scoring import error_maps, normality
 
     inputs = {"the checkpoint": args.checkpoint, "the video": args.video}
     check_output_folder("--out", args.out, ["scores.csv", "scores.png"], inputs)
@@ -114,16 +114,7 @@ def score_video(args: argparse.Namespace) -> int:
     frames = store.frames[0]
     if len(frames) < clip_len:
         raise ValueError(f"{args.video} has {len(frames)} frames; the model needs at least {clip_len}")
-    index, errors = frame_errors(
-        trained.model,
-        frames,
-        clip_len,
-        "center",
-        experiment.scoring.reduction,
-        experiment.scoring.batch_size,
-        args.device,
-        experiment.scoring.patch_size,
-    )
+    index, errors = trained.frame_errors(frames, args.device)
     p = normality(errors)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

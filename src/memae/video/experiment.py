@@ -18,6 +18,7 @@ from memae.training import History, fit_model, resolve_device
 from memae.video.clips import ClipDataset, FrameStore
 from memae.video.config import VideoExperiment, experiment_from_dict
 from memae.video.evaluate import Evaluation, evaluate
+from memae.video.scoring import frame_errors
 
 _KIND = "video-model"
 
@@ -36,6 +37,25 @@ class TrainedVideoModel:
     def evaluate(self, store: FrameStore, device: torch.device | str | None = None) -> Evaluation:
         device = device if device is not None else next(self.model.parameters()).device
         return evaluate(self.model, store, self.experiment.frames.clip_len, self.experiment.scoring, device)
+
+    def frame_errors(
+        self, frames: torch.Tensor, device: torch.device | str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(frame indices, e_u)`` of one video's decoded frames (T, H, W) in [−1, 1]: each
+        frame scored by the clip centred on it (``memae score-video``), reduced as the
+        experiment says."""
+        scoring = self.experiment.scoring
+        device = device if device is not None else next(self.model.parameters()).device
+        return frame_errors(
+            self.model,
+            frames,
+            self.experiment.frames.clip_len,
+            "center",
+            scoring.reduction,
+            scoring.batch_size,
+            device,
+            scoring.patch_size,
+        )
 
 
 class _OutOfTime(Exception):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -29,9 +28,13 @@ def _run(detector: MemAEDetector, batching: Batching, parts: list) -> tuple[list
     worker = ScoringWorker(detector, batching)
     worker.start()
     try:
-        return asyncio.run(_score_all(worker, parts)), worker
+        return asyncio.run(_score_all(worker, [_prepared(detector, p) for p in parts])), worker
     finally:
         worker.stop()
+
+
+def _prepared(detector: MemAEDetector, X: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(detector.preprocess(X))
 
 
 def _parts(sizes: list[int]) -> list[np.ndarray]:
@@ -42,7 +45,7 @@ def _parts(sizes: list[int]) -> list[np.ndarray]:
 def test_requests_queued_together_are_one_batch_with_their_own_scores(detector) -> None:
     parts = _parts([1, 3, 2, 5])
     scores, worker = _run(detector, Batching(max_batch=64, wait_ms=1000), parts)
-    assert worker.batches == 1
+    assert worker.batches == 1 and worker.samples == 11
     for part, got in zip(parts, scores, strict=True):
         np.testing.assert_allclose(got, detector.decision_function(part), rtol=1e-5, atol=1e-7)
 
@@ -63,24 +66,22 @@ def test_without_batching_each_request_is_its_own_pass(detector) -> None:
         np.testing.assert_allclose(one, together, rtol=1e-5, atol=1e-7)
 
 
-def test_a_bad_request_gets_its_error_and_the_others_their_scores(detector) -> None:
-    good = _parts([2, 3])
-    parts = [good[0], np.zeros((2, 5)), good[1]]  # the middle one has 5 features, not 6
-    results, worker = _run(detector, Batching(max_batch=64, wait_ms=1000), parts)
-    assert isinstance(results[1], ValueError) and "has 5 features" in str(results[1])
-    for part, got in zip(good, (results[0], results[2]), strict=True):
-        np.testing.assert_allclose(got, detector.decision_function(part), rtol=1e-5, atol=1e-7)
-    assert worker.batches == 1 and worker.samples == 5
+def test_the_network_is_made_ready_for_scoring_once(detector, monkeypatch) -> None:
+    """Folding batch norm and copying the model for every batch cost more than scoring a few rows."""
+    import memae.fast
 
+    made = []
+    real = memae.fast.inference_model
 
-def test_frames_with_other_columns_are_not_joined(rng) -> None:
-    """With ``impute`` a joined frame would fill the missing column: the request must be refused."""
-    frame = pd.DataFrame({"a": rng.normal(size=64), "b": rng.normal(size=64)})
-    imputing = MemAEDetector(epochs=1, batch_size=32, impute="median", random_state=0).fit(frame)
-    parts = [frame.iloc[:2], frame[["a"]].iloc[2:4]]
-    results, _ = _run(imputing, Batching(max_batch=64, wait_ms=1000), parts)
-    np.testing.assert_allclose(results[0], imputing.decision_function(frame.iloc[:2]), rtol=1e-5)
-    assert isinstance(results[1], ValueError) and "missing column(s) ['b']" in str(results[1])
+    def counted(model: torch.nn.Module) -> torch.nn.Module:
+        made.append(model)
+        return real(model)
+
+    monkeypatch.setattr(memae.fast, "inference_model", counted)
+    scores, worker = _run(detector, Batching(enabled=False), _parts([1, 2, 3, 4]))
+    assert worker.batches == 4 and made == [detector.model_]
+    for part, got in zip(_parts([1, 2, 3, 4]), scores, strict=True):
+        np.testing.assert_array_equal(got, detector.decision_function(part))
 
 
 def test_a_failing_forward_pass_fails_its_requests_and_the_worker_goes_on(detector, monkeypatch) -> None:
@@ -88,19 +89,19 @@ def test_a_failing_forward_pass_fails_its_requests_and_the_worker_goes_on(detect
     calls = []
     real = detector._score_tensor
 
-    def once_broken(data: torch.Tensor) -> np.ndarray:
+    def once_broken(data: torch.Tensor, net: torch.nn.Module | None = None) -> np.ndarray:
         calls.append(len(data))
         if len(calls) == 1:
             raise RuntimeError("out of memory")
-        return real(data)
+        return real(data, net)
 
     monkeypatch.setattr(detector, "_score_tensor", once_broken)
     worker.start()
 
     async def go() -> np.ndarray:
         with pytest.raises(RuntimeError, match="out of memory"):
-            await worker.score(_parts([2])[0])
-        return await worker.score(_parts([3])[0])
+            await worker.score(_prepared(detector, _parts([2])[0]))
+        return await worker.score(_prepared(detector, _parts([3])[0]))
 
     try:
         assert len(asyncio.run(go())) == 3

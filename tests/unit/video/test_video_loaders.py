@@ -16,6 +16,7 @@ from video_formats import (
 
 from memae.data.video import (
     VideoSource,
+    VideoTooLargeError,
     avenue,
     decode_frames,
     frames_at,
@@ -165,6 +166,20 @@ def test_user_video_file_and_frame_folder(tmp_path: Path) -> None:
     (tmp_path / "broken.avi").write_bytes(b"not a video")
     with pytest.raises(ValueError, match="not a readable video"):
         decode_frames(user_video(tmp_path / "broken.avi"))
+
+
+def test_decode_refuses_too_many_frames_or_pixels_naming_the_limit(tmp_path: Path) -> None:
+    file = user_video(write_avi(tmp_path / "clip.avi", frames_of(9, 1)))  # 16 x 24 = 384 pixels
+    write_images(tmp_path / "frames", frames_of(9, 2), [f"{k}.png" for k in range(9)])
+    folder = user_video(tmp_path / "frames")
+    for video in (file, folder):
+        assert decode_frames(video, max_frames=9, max_pixels=384).shape == (9, 16, 24)
+        with pytest.raises(VideoTooLargeError, match=r"more than the 8 frames allowed \(max_frames\)") as err:
+            decode_frames(video, max_frames=8)
+        assert err.value.limit == "max_frames"
+        with pytest.raises(VideoTooLargeError, match=r"24x16 = 384 pixels, more than the 383 allowed") as err:
+            decode_frames(video, max_pixels=383)
+        assert err.value.limit == "max_pixels"
 
 
 def test_frames_at_returns_the_decoded_frames_it_is_asked_for(tmp_path: Path) -> None:
