@@ -357,10 +357,13 @@ def pilots_markdown(results_dir: Path) -> str:
         f"they exist; both are read as the table's rows are{_readings_note()}; "
         "the last column is where the settings of the two differ (grid -> pilot; "
         "*(default)*: a setting the config leaves to the detector's default). "
-        "Mostly one seed each: these chose settings, they are not results.",
+        "*s/run* is the pilot runs' median wall time (one thread each; what else ran on the "
+        "machine at the time varies from folder to folder, so compare times within folders run "
+        "side by side). Mostly one seed each: these chose settings, they are not results.",
         "",
-        "| folder | table | dataset | method | runs | metric | pilot | grid | settings (grid -> pilot) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| folder | table | dataset | method | runs | metric | pilot | s/run | grid "
+        "| settings (grid -> pilot) |",
+        "|---|---|---|---|---|---|---|---:|---|---|",
         *rows,
         "",
     ]
@@ -392,8 +395,10 @@ def _pilot_row(
     if classes:
         which = f"classes {', '.join(map(str, classes))}; {which}"
     grid_cell = f"{statistics.mean(grid):.4f}" if len(grid) == len(runs) else "–"
+    seconds = [r["wall_seconds"] for r in runs if isinstance(r.get("wall_seconds"), int | float)]
+    time_cell = f"{statistics.median(seconds):.0f}" if seconds else "–"
     settings = "; ".join(f"`{c}`" for c in changes) if changes else ("–" if grid_cell == "–" else "same")
     return (
         f"| `{folder}` | {spec.name} | {dataset} | {method} | {len(runs)} ({which}) | {metric} | "
-        f"{statistics.mean(pilot):.4f} | {grid_cell} | {settings} |"
+        f"{statistics.mean(pilot):.4f} | {time_cell} | {grid_cell} | {settings} |"
     )

@@ -108,8 +108,8 @@ def test_pilots_section_sets_each_folder_beside_the_grid(tmp_path) -> None:
     record(tmp_path / "sweeps" / "alone", 5, 0.5, {"epochs": 100})
     text = pilots_markdown(tmp_path)
     lam = next(line for line in text.splitlines() if "`lam`" in line)
-    assert "| 2 (classes 2, 8; seeds 0) | auc | 0.7500 | 0.8500 |" in lam
+    assert "| 2 (classes 2, 8; seeds 0) | auc | 0.7500 | 1 | 0.8500 |" in lam  # 1 s a run
     assert "`detector.shrink_threshold: (default) -> 0.03`" in lam
     alone = next(line for line in text.splitlines() if "`alone`" in line)
-    assert alone.endswith("| 0.5000 | – | – |")
+    assert alone.endswith("| 0.5000 | 1 | – | – |")
     assert pilots_markdown(tmp_path / "nothing") == ""
