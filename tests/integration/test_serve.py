@@ -356,6 +356,20 @@ def test_a_slow_body_is_refused_with_408_and_others_are_served_meanwhile(detecto
         assert httpx.post(base + "/score", json=row, timeout=30).status_code == 200
 
 
+def test_connections_beyond_max_connections_get_503_until_others_close(detectors) -> None:
+    config = ServeConfig(max_connections=2)
+    row = {"data": [[1.0, 2.0, "tcp"]]}
+    with running(asgi(create_app({"table": detectors["table"]}, config)), config) as base:
+        idle = [_raw(base) for _ in range(2)]  # connected, saying nothing yet
+        time.sleep(0.2)
+        refused = httpx.post(base + "/score", json=row, timeout=30)
+        assert refused.status_code == 503, refused.text
+        for sock in idle:
+            sock.close()
+        time.sleep(0.2)
+        assert httpx.post(base + "/score", json=row, timeout=30).status_code == 200
+
+
 def test_a_trickling_body_and_a_slow_head_are_cut_at_the_deadline(detectors) -> None:
     config = ServeConfig(body_timeout=1.0)
     with running(asgi(create_app({"table": detectors["table"]}, config)), config) as base:

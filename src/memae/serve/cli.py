@@ -66,6 +66,12 @@ def add_parser(sub: Any) -> None:
         help="seconds a request's headers, then its body, may take to arrive; slower clients get 408 "
         "(default: 30)",
     )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="open connections at once; requests beyond them get 503 (default: 1000)",
+    )
 
 
 def config_from(args: argparse.Namespace) -> Any:
@@ -85,6 +91,7 @@ def config_from(args: argparse.Namespace) -> Any:
         batching=Batching(enabled=not args.no_batching, max_batch=args.max_batch, wait_ms=args.batch_wait_ms),
         torch_threads=args.threads,
         body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
     )
 
 

@@ -52,6 +52,7 @@ class ServeConfig:
     it (:class:`memae.serve.guards.TokenGuard`). ``torch_threads``: intra-op threads of the
     scoring (``None``: torch's default). ``body_timeout``: seconds a request's headers, and
     then its body, may take to arrive; a slower client gets a 408 and its connection closed.
+    ``max_connections``: open connections at once; a request beyond them gets uvicorn's 503.
     """
 
     host: str = "127.0.0.1"
@@ -61,6 +62,7 @@ class ServeConfig:
     batching: Batching = Batching()
     torch_threads: int | None = None
     body_timeout: float = 30.0
+    max_connections: int = 1000
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -75,6 +77,8 @@ class ServeConfig:
             raise ValueError(f"torch_threads must be >= 1, got {self.torch_threads}")
         if not self.body_timeout > 0:
             raise ValueError(f"body_timeout must be > 0 seconds, got {self.body_timeout}")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {self.max_connections}")
 
 
 def is_loopback(host: str) -> bool:

@@ -36,6 +36,7 @@ def server_config(app: Any, config: ServeConfig, **options: Any) -> Any:
         "access_log": False,
         "proxy_headers": False,
         "timeout_keep_alive": KEEP_ALIVE_S,
+        "limit_concurrency": config.max_connections,
         **options,
     }
     return uvicorn.Config(app, **settings)
