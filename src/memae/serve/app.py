@@ -81,21 +81,16 @@ class VideoAnswer(BaseModel):
     labels: list[int] | None
 
 
+def _upload(description: str) -> dict[str, Any]:
+    """The OpenAPI schema of a multipart upload of files in field ``file``."""
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}, "description": description}
+    return {"schema": {"type": "object", "properties": {"file": files}}}
+
+
 _VIDEO_BODY = {
     "required": True,
     "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "file": {
-                        "type": "array",
-                        "items": {"type": "string", "format": "binary"},
-                        "description": "one video file, or its frames as image files (ordered by name)",
-                    }
-                },
-            }
-        }
+        "multipart/form-data": _upload("one video file, or its frames as image files (ordered by name)")
     },
 }
 
@@ -116,18 +111,7 @@ _REQUEST_BODY = {
                 },
             }
         },
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "file": {
-                        "type": "array",
-                        "items": {"type": "string", "format": "binary"},
-                        "description": "one CSV/Parquet table, or image files",
-                    }
-                },
-            }
-        },
+        "multipart/form-data": _upload("one CSV/Parquet table, or image files"),
     },
 }
 
