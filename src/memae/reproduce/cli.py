@@ -22,7 +22,11 @@ def add_parser(sub: Any) -> None:
         help=f"one of: {', '.join(sorted(TABLES))}; 'figures' (MNIST figures); 'report' (only regenerate)",
     )
     parser.add_argument("--results-dir", default="results", help="records and summaries (default: results)")
-    parser.add_argument("--doc", default="docs/RESULTS.md", help="generated document")
+    parser.add_argument(
+        "--doc",
+        help="generated document (default: docs/RESULTS.md for the default --results-dir, "
+        "else RESULTS.md inside the --results-dir, so a pilot never rewrites the project's)",
+    )
     parser.add_argument("--data-dir", help="data root (default: $MEMAE_DATA, else ~/.cache/memae/data)")
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--methods", nargs="+")
@@ -59,14 +63,24 @@ def _options(args: argparse.Namespace, results: Path) -> RunOptions:
     )
 
 
+def doc_path(args: argparse.Namespace) -> Path:
+    """Where the generated document goes: ``--doc``, else docs/RESULTS.md for the project's
+    own results folder and ``<results-dir>/RESULTS.md`` for any other (a pilot's)."""
+    if args.doc:
+        return Path(args.doc)
+    results = Path(args.results_dir)
+    return Path("docs/RESULTS.md") if results == Path("results") else results / "RESULTS.md"
+
+
 def handle(args: argparse.Namespace) -> int:
     results = Path(args.results_dir)
+    doc_file = doc_path(args)
     if args.table == "figures":
         from memae.reproduce.figures import make_figures
         from memae.reproduce.table1 import settings
 
         options = _options(args, results)
-        make_figures(options, settings("mnist", options), Path(args.doc).parent / "figures")
+        make_figures(options, settings("mnist", options), doc_file.parent / "figures")
     elif args.table != "report":
         get_table(args.table).run(_options(args, results))
     summaries = []
@@ -74,6 +88,6 @@ def handle(args: argparse.Namespace) -> int:
         if load_records(results, spec.name):  # no empty summaries of tables not run here
             write_summary(results, spec)
             summaries.append(str(results / f"{spec.name}.json"))
-    doc = write_results_doc(results, Path(args.doc))
+    doc = write_results_doc(results, doc_file)
     print(f"wrote {doc}" + (f" and {', '.join(summaries)}" if summaries else " (no recorded runs yet)"))
     return 0

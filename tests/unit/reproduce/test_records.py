@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,16 @@ def test_pilots_section_sets_each_folder_beside_the_grid(tmp_path) -> None:
     alone = next(line for line in text.splitlines() if "`alone`" in line)
     assert alone.endswith("| 0.5000 | 1 | – | – |")
     assert pilots_markdown(tmp_path / "nothing") == ""
+
+
+def test_a_pilot_results_folder_gets_its_own_document() -> None:
+    import argparse
+
+    from memae.reproduce.cli import doc_path
+
+    def args(results: str, doc: str | None = None) -> argparse.Namespace:
+        return argparse.Namespace(results_dir=results, doc=doc)
+
+    assert doc_path(args("results")) == Path("docs/RESULTS.md")
+    assert doc_path(args("results/sweeps/pilot")) == Path("results/sweeps/pilot/RESULTS.md")
+    assert doc_path(args("results/sweeps/pilot", "out/R.md")) == Path("out/R.md")
