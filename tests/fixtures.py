@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import pickle
 import struct
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from memae.data.mnist import FILES as MNIST_FILES
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` imported as a module (the folder is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

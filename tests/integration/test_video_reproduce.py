@@ -149,13 +149,9 @@ def test_gpu_ped2_script_dry_runs_on_the_cpu(options: RunOptions, tmp_path: Path
     """``benchmarks/gpu_ped2.py`` has only minutes of a GPU when it gets one: its steps (decode,
     train within the budget, score, records, checkpoint, running time) run here on a tiny
     config with ``--device cpu``."""
-    import importlib.util
+    from tests.fixtures import load_benchmark
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_ped2.py"
-    spec = importlib.util.spec_from_file_location("_bench_gpu_ped2", path)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_benchmark("gpu_ped2")
     results = tmp_path / "gpu"
     script.main(
         [

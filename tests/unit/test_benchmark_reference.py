@@ -1,8 +1,6 @@
 """The benchmarks' reference implementation does the same work as memae: same outputs,
 same loss, same gradients, same scores, same decoded clips."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +14,9 @@ from memae.fast import inference_model
 from memae.nn import build_model, memae_loss, reconstruction_error
 from memae.training import score
 from memae.video.clips import ClipDataset, FrameStore
+from tests.fixtures import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = _load("reference")
+ref = load_benchmark("reference")
 
 CASES = {
     "mnist": ((1, 28, 28), "memae"),

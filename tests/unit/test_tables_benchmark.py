@@ -1,30 +1,16 @@
 """The logic of the small-tables suite (benchmarks/tables.py) and of the detector's training
 length for tables: splits, summaries and the size rule; nothing is timed."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from memae.detector import TABLE_BATCH_RANGE, TABLE_EPOCH_RANGE, training_length
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.fixtures import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def suite():
-    return _load("tables")
+    return load_benchmark("tables")
 
 
 def _task(suite, y: np.ndarray, normal: int, name: str = "toy"):
