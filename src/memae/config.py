@@ -138,8 +138,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
-    #: train conv nets on channels-last activations (:func:`memae.fast.use_channels_last`)
-    channels_last: bool = False
+    #: train conv nets with channels-last weights and activations
+    #: (:func:`memae.fast.use_channels_last`); ``"auto"``: conv nets on the CPU, where it
+    #: trained every backbone faster (docs/PERFORMANCE.md)
+    channels_last: bool | Literal["auto"] = "auto"
     #: run each step's forward pass and loss through ``torch.compile`` (static shapes): the
     #: first steps wait for the compiler (seconds, and again for a differently sized last
     #: batch), the rest run faster for most backbones (docs/PERFORMANCE.md)
@@ -159,6 +161,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'constant', 'cosine' or 'step', got {self.schedule!r}")
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must lie in [0, 1), got {self.validation_fraction}")
+        if not (isinstance(self.channels_last, bool) or self.channels_last == "auto"):
+            raise ValueError(f"channels_last must be True, False or 'auto', got {self.channels_last!r}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.early_stopping is not None and self.early_stopping < 1:

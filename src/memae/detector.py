@@ -75,9 +75,10 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     normal data (``validation_fraction`` or ``X_val``) has not improved for that many epochs;
     ``epochs`` is then the most it trains. ``score_reduction`` picks the per-sample error
     ("mse", or "l2" over channels as the authors' video code does); ``channels_last`` trains
-    conv nets on channels-last activations (faster for some backbones on CPU, see
-    ``docs/PERFORMANCE.md``; the same gradients within float rounding, so training takes a
-    path close to the default one); ``compile`` runs each training step's forward pass and
+    conv nets with channels-last weights and activations ("auto", the default: conv nets on
+    the CPU, where every backbone trained faster, see ``docs/PERFORMANCE.md``; the same
+    gradients within float rounding, so training takes a path close to the contiguous one);
+    ``compile`` runs each training step's forward pass and
     loss through ``torch.compile`` (seconds to compile first, then faster steps for most
     backbones, see ``docs/PERFORMANCE.md``; needs a C++ compiler on CPU).
 
@@ -122,7 +123,7 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
         threshold_value: float | None = None,
         random_state: int | None = None,
         device: str = "auto",
-        channels_last: bool = False,
+        channels_last: bool | str = "auto",
         compile: bool = False,
         verbose: bool = False,
     ) -> None:
@@ -219,9 +220,10 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
                 "preprocessing must be 'auto', 'bounded', 'standard', 'robust', 'minmax' or 'none', "
                 f"got {self.preprocessing!r}"
             )
-        for flag in ("channels_last", "compile"):
-            if not isinstance(getattr(self, flag), bool):
-                raise TypeError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"compile must be True or False, got {self.compile!r}")
+        if not (isinstance(self.channels_last, bool) or self.channels_last == "auto"):
+            raise TypeError(f"channels_last must be True, False or 'auto', got {self.channels_last!r}")
         if self.score_reduction not in ("mse", "l2"):
             raise ValueError(f"score_reduction must be 'mse' or 'l2', got {self.score_reduction!r}")
 

@@ -160,14 +160,17 @@ def _channels_last_format(dims: int) -> torch.memory_format:
     return torch.channels_last if dims == 4 else torch.channels_last_3d
 
 
-def use_channels_last(model: nn.Module) -> list[RemovableHandle]:
+def use_channels_last(model: nn.Module, weights: bool = False) -> list[RemovableHandle | _Relayout]:
     """Run every 2-D/3-D (transposed) convolution of ``model`` on channels-last inputs.
 
     Adds a forward pre-hook to each convolution that re-lays its input out as
-    ``channels_last`` (4-D) or ``channels_last_3d`` (5-D); parameters, their names and the
-    ``state_dict`` are untouched. The layers between convolutions keep whatever layout
-    they are given, so the hooks are no-ops after the first. Returns the hook handles
-    (``handle.remove()`` undoes it).
+    ``channels_last`` (4-D) or ``channels_last_3d`` (5-D). The layers between convolutions
+    keep whatever layout they are given, so the hooks are no-ops after the first. With
+    ``weights`` the convolutions' weights are re-laid out the same way, in place: oneDNN
+    then runs them without reordering the weights at every call (what training on the CPU
+    gains most from, ``benchmarks/run.py``). Values, names and the ``state_dict`` are
+    untouched. Returns handles whose ``remove()`` undoes it (the weights go back to the
+    contiguous layout).
     """
 
     def to_channels_last(_: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -176,15 +179,41 @@ def use_channels_last(model: nn.Module) -> list[RemovableHandle]:
             return args
         return (x.contiguous(memory_format=_channels_last_format(x.dim())), *args[1:])
 
-    handles = []
+    handles: list[RemovableHandle | _Relayout] = []
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
             handles.append(module.register_forward_pre_hook(to_channels_last))
+            if weights:
+                handles.append(_Relayout(module.weight))
     return handles
+
+
+class _Relayout:
+    """A parameter re-laid out channels-last in place until :meth:`remove`."""
+
+    def __init__(self, param: nn.Parameter) -> None:
+        self.param = param
+        with torch.no_grad():
+            param.data = param.data.contiguous(memory_format=_channels_last_format(param.dim()))
+
+    def remove(self) -> None:
+        with torch.no_grad():
+            self.param.data = self.param.data.contiguous()
+            if self.param.grad is not None:
+                self.param.grad = self.param.grad.contiguous()
 
 
 def _has_convs(model: nn.Module) -> bool:
     return any(isinstance(m, _CONVS + _DECONVS) for m in model.modules())
+
+
+def train_channels_last(setting: bool | Literal["auto"], model: nn.Module, device: torch.device) -> bool:
+    """Whether training uses :func:`use_channels_last` (with ``weights``): ``"auto"`` says yes
+    for conv nets on the CPU, where it trained every backbone faster (``benchmarks/run.py``);
+    elsewhere it is unmeasured, so ``"auto"`` leaves the layout alone."""
+    if setting == "auto":
+        return _has_convs(model) and device.type == "cpu"
+    return bool(setting)
 
 
 def resolve_memory_format(memory_format: MemoryFormat, model: nn.Module, device: torch.device) -> str:
@@ -321,5 +350,6 @@ __all__ = [
     "keep_freed_memory",
     "resolve_memory_format",
     "thin_transposed_convs",
+    "train_channels_last",
     "use_channels_last",
 ]

@@ -13,7 +13,13 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, TensorDataset
 from memae.config import ModelConfig, TrainConfig
 from memae.distributed import DataParallel, sharded_scores
 from memae.distributed import current as current_process_group
-from memae.fast import CompilerUnavailable, compile_unavailable, inference_model, use_channels_last
+from memae.fast import (
+    CompilerUnavailable,
+    compile_unavailable,
+    inference_model,
+    train_channels_last,
+    use_channels_last,
+)
 from memae.nn.loss import LossTerms, memae_loss, reconstruction_error
 from memae.nn.model import MemAE, Reconstruction
 from memae.resume import EpochSampler, ResumePoint, TrainingCheckpointer
@@ -140,8 +146,9 @@ def fit_model(
     """
     device = resolve_device(train.device)
     model.to(device)
-    # channels-last layouts by forward pre-hooks, removed again below: the model is unchanged
-    layouts = use_channels_last(model) if train.channels_last else []
+    # channels-last weights and activations, undone below: the model leaves as it came
+    channels_last = train_channels_last(train.channels_last, model, device)
+    layouts = use_channels_last(model, weights=True) if channels_last else []
     try:
         return _fit(model, model_config, train, data, device, validation, on_epoch, checkpointer)
     finally:
