@@ -6,8 +6,9 @@
 Suites (``--suites``):
 
 * ``train``: training throughput (samples/s) of every backbone on in-memory tensors: the
-  reference loop against :func:`memae.training.fit_model`, and its opt-in paths: channels-last
-  convs, compiled steps (``TrainConfig.compile``).
+  reference loop against :func:`memae.training.fit_model` (channels-last for conv nets on
+  the CPU by default), a conv net trained contiguous (``channels_last=False``), and compiled
+  steps (``TrainConfig.compile``, opt-in).
 * ``score``: scoring throughput of every backbone: the reference's eval-mode ``no_grad``
   forward against :func:`memae.training.score`.
 * ``memory``: the memory module alone, forward + backward with the entropy term (and the same
@@ -48,7 +49,7 @@ import reference as ref
 
 from memae.config import ModelConfig, TrainConfig, get_variant
 from memae.data.video import VideoSource
-from memae.fast import inference_model, keep_freed_memory, use_channels_last
+from memae.fast import inference_model, keep_freed_memory
 from memae.nn import MemoryModule, build_model
 from memae.nn.fused import addressing_entropy
 from memae.nn.model import MemAE
@@ -133,13 +134,12 @@ def _timed(
     return summary
 
 
-def _layouts(model: MemAE) -> dict[str, MemAE]:
-    """memae as the library trains it, and, for conv nets, a copy trained channels-last
-    (:func:`memae.fast.use_channels_last`, opt-in)."""
-    out = {"memae": model}
+def _trainings(model: MemAE, train: TrainConfig) -> dict[str, tuple[MemAE, TrainConfig]]:
+    """memae as the library trains it (``channels_last="auto"``: channels-last weights and
+    activations for conv nets on the CPU) and, for conv nets, a copy trained contiguous."""
+    out = {"memae": (model, train)}
     if _has_convs(model):
-        out["memae+channels_last"] = copy.deepcopy(model)
-        use_channels_last(out["memae+channels_last"])
+        out["memae-contiguous"] = (copy.deepcopy(model), dataclasses.replace(train, channels_last=False))
     return out
 
 
@@ -190,10 +190,10 @@ def train_suite(w: Workload, args: argparse.Namespace, device: torch.device) -> 
         for (x,) in ref_loader:
             ref.train_step(reference, ref_opt, x.to(device), config.entropy_weight)
 
-    models = _layouts(model)
-    trains = dict.fromkeys(models, train)
-    models["memae+compile"] = copy.deepcopy(model)  # TrainConfig.compile, opt-in
-    trains["memae+compile"] = dataclasses.replace(train, compile=True)
+    runs = _trainings(model, train)
+    runs["memae+compile"] = (copy.deepcopy(model), dataclasses.replace(train, compile=True))  # opt-in
+    models = {name: m for name, (m, _) in runs.items()}
+    trains = {name: t for name, (_, t) in runs.items()}
     units: dict[str, Callable[[], Any]] = {"reference": run_reference}
     for name, m in models.items():
         units[name] = lambda m=m, t=trains[name]: fit_model(m, config, t, TensorDataset(data))
@@ -430,23 +430,23 @@ def video_suites(
             for x in loader:
                 ref.train_step(reference, ref_opt, x.to(device), config.entropy_weight)
 
-        def memae_train(m: MemAE) -> None:
+        def memae_train(m: MemAE, t: TrainConfig) -> None:
             store = FrameStore.decode(sources, size)
-            fit_model(m, config, train, ClipDataset(store.frames, clip_len, 1))
+            fit_model(m, config, t, ClipDataset(store.frames, clip_len, 1))
 
-        trained = _layouts(train_model)
+        trained = _trainings(train_model, train)
         units = {
             "reference": ref_train,
-            **{k: (lambda m=m: memae_train(m)) for k, m in trained.items()},
+            **{k: (lambda m=m, t=t: memae_train(m, t)) for k, (m, t) in trained.items()},
         }
         summary = _timed(units, args.repeats, device, len(starts))
         x = torch.stack([ref.RefClipDataset(paths, starts, size, clip_len)[i] for i in range(w.train_batch)])
         summary["reference"]["peak_bytes"] = harness.peak_memory(
             lambda: run_one_ref(reference, x.to(device), config), device
         )
-        for key, m in trained.items():
+        for key, (m, t) in trained.items():
             summary[key]["peak_bytes"] = harness.peak_memory(
-                lambda m=m: fit_model(m, config, train, TensorDataset(x)), device
+                lambda m=m, t=t: fit_model(m, config, t, TensorDataset(x)), device
             )
         cfg = {**cfg, "batch": w.train_batch, "clips_per_epoch": len(starts)}
         cfg.pop("scored_frames")

@@ -1,9 +1,12 @@
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
 
 from memae.baselines import DAGMM, DSEBM, VAE, fit_scorer
 from memae.baselines.deep import _cholesky
+from memae.fast import use_channels_last
 
 
 def test_cholesky_matches_plain_factor_and_loads_singular_covariances() -> None:
@@ -39,3 +42,23 @@ def test_deep_baselines_train_on_duplicated_records_and_rank_outliers_higher(kin
     scores = fit_scorer(model, train, test, epochs=30, batch_size=32, lr=3e-3, seed=0)
     assert scores.shape == (12,) and np.isfinite(scores).all()
     assert scores[labels == 1].mean() > scores[labels == 0].mean()
+
+
+@pytest.mark.parametrize("kind", [VAE, DSEBM])
+def test_conv_baselines_train_channels_last_and_leave_the_model_contiguous(kind) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.random((24, 1, 28, 28), dtype=np.float32)
+    scores = {}
+    for channels_last in (True, False):
+        torch.manual_seed(0)
+        model = kind("mnist", (1, 28, 28))
+        if channels_last:
+            with mock.patch("memae.baselines.deep.use_channels_last", wraps=use_channels_last) as spy:
+                scores[True] = fit_scorer(model, images, images[:4], epochs=2, batch_size=8, lr=1e-3, seed=0)
+            spy.assert_called_once_with(model, weights=True)
+            assert all(p.is_contiguous() for p in model.parameters())
+        else:
+            with mock.patch("memae.baselines.deep.train_channels_last", return_value=False):
+                scores[False] = fit_scorer(model, images, images[:4], epochs=2, batch_size=8, lr=1e-3, seed=0)
+    # the same gradients within float rounding: two short epochs end close together
+    np.testing.assert_allclose(scores[True], scores[False], rtol=0.02)
