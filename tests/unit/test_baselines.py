@@ -58,7 +58,8 @@ def test_conv_baselines_train_channels_last_and_leave_the_model_contiguous(kind)
             spy.assert_called_once_with(model, weights=True)
             assert all(p.is_contiguous() for p in model.parameters())
         else:
-            with mock.patch("memae.baselines.deep.train_channels_last", return_value=False):
-                scores[False] = fit_scorer(model, images, images[:4], epochs=2, batch_size=8, lr=1e-3, seed=0)
+            scores[False] = fit_scorer(
+                model, images, images[:4], epochs=2, batch_size=8, lr=1e-3, seed=0, channels_last=False
+            )
     # the same gradients within float rounding: two short epochs end close together
     np.testing.assert_allclose(scores[True], scores[False], rtol=0.02)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -179,17 +180,18 @@ def fit_scorer(
     batch_size: int,
     lr: float,
     seed: int,
+    channels_last: bool | Literal["auto"] = "auto",
 ) -> np.ndarray:
     """Train ``model`` (with ``loss``/``score`` methods) by Adam on ``train``; score ``test``.
 
-    Conv nets train with channels-last weights and activations, as MemAE's do on the CPU
-    (:func:`memae.fast.train_channels_last`).
+    ``channels_last`` as MemAE's ``TrainConfig`` has it: ``"auto"`` trains conv nets with
+    channels-last weights and activations (:func:`memae.fast.train_channels_last`).
     """
     data = torch.from_numpy(np.asarray(train, dtype=np.float32))
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    channels_last = train_channels_last("auto", model, torch.device("cpu"))
-    layouts = use_channels_last(model, weights=True) if channels_last else []
+    relayout = train_channels_last(channels_last, model, torch.device("cpu"))
+    layouts = use_channels_last(model, weights=True) if relayout else []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.train()

@@ -145,6 +145,7 @@ def _deep(kind: str) -> ScoreFn:
             batch_size=det.get("batch_size", 64),
             lr=det.get("lr", 1e-3),
             seed=seed,
+            channels_last=det.get("channels_last", "auto"),
         )
 
     return run
