@@ -132,12 +132,14 @@ def test_channels_last_training_gives_the_same_gradients(name: str, weights: boo
     assert all(p.is_contiguous() and p.grad.is_contiguous() for p in model.parameters())  # type: ignore[union-attr]
 
 
-def test_channels_last_training_is_automatic_for_conv_nets_on_the_cpu() -> None:
+def test_channels_last_training_is_automatic_for_2d_conv_nets_on_the_cpu() -> None:
     conv, _ = _trained_looking("mnist")
     mlp, _ = _trained_looking("kddcup")
+    video, _ = _trained_looking("video-small")
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert train_channels_last("auto", conv, cpu)
     assert not train_channels_last("auto", mlp, cpu)
+    assert not train_channels_last("auto", video, cpu)  # 3-D: no faster (docs/PERFORMANCE.md)
     assert not train_channels_last("auto", conv, cuda)  # unmeasured there: left alone
     assert not train_channels_last(False, conv, cpu) and train_channels_last(True, conv, cuda)
     with pytest.raises(ValueError, match="channels_last must be True, False or 'auto', got 'nhwc'"):
