@@ -131,7 +131,11 @@ PATHS_NOTE = """\
 default and not in these records. Training under `torch.compile` is opt-in rather than the
 default: compiling takes seconds to minutes before the first step (again for a last batch
 of another size), needs a C++ compiler on the CPU, and pays off only where the `+compile`
-columns say so. Data-loader workers (`TrainConfig.num_workers`) are what the reference
+columns say so. Channels-last training (`channels_last="auto"`) is the default for 2-D
+conv nets on the CPU, where the train suite's `memae` beat `memae-contiguous` on the MNIST
+and CIFAR-10 nets; the 3-D video nets train contiguous by default, since channels-last did
+not make them faster (in a record made before that split, the video rows' `memae` column
+is channels-last and their default is the `memae-contiguous` column). Data-loader workers (`TrainConfig.num_workers`) are what the reference
 would need to hide its decoding (its `+1 loader worker` column); the frame store removes
 the decoding.
 """
