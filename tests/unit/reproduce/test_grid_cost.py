@@ -1,0 +1,47 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from memae.reproduce.table1 import GRID_COST, grid_cost_markdown
+from tests.fixtures import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def grid_cost():  # type: ignore[no-untyped-def]
+    return load_benchmark("grid_cost")
+
+
+def _record(path: Path, dataset: str, method: str, seconds: float) -> None:
+    path = path / dataset / method / f"class0-seed{int(seconds)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"wall_seconds": seconds}))
+
+
+def test_projection_divides_each_measured_method_by_its_speedup(grid_cost, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _record(tmp_path, "mnist", "MemAE", 3600)
+    _record(tmp_path, "mnist", "MemAE", 1800)
+    _record(tmp_path, "mnist", "OC-SVM", 360)
+    hours = grid_cost.recorded_hours(tmp_path)
+    assert hours == {"mnist": {"MemAE": 1.5, "OC-SVM": 0.1}}
+    unit = {"speedup": 1.5, "speedup_min": 1.2, "speedup_max": 1.8}
+    probes = {"mnist": {"class": 2, "epochs": 3, "methods": {"MemAE": {"channels-last": unit}}}}
+    projection = grid_cost.project(hours, probes)
+    assert projection["recorded_h"] == pytest.approx(1.6)
+    assert projection["projected_h"] == pytest.approx(1.0 + 0.1)  # OC-SVM was not probed: as recorded
+    assert projection["ratio"] == pytest.approx(1.6 / 1.1)
+
+    results = tmp_path / "results"
+    assert grid_cost_markdown(results) == ""  # no record, no section
+    results.mkdir()
+    record = {
+        "command": "python benchmarks/grid_cost.py --out results/grid_cost.json",
+        "provenance": {"commit": "0123456789abcdef"},
+        "probes": probes,
+        "projection": projection,
+    }
+    (results / GRID_COST).write_text(json.dumps(record))
+    text = grid_cost_markdown(results)
+    assert "Projected: 1.60 → 1.10 core-hours (1.45x)" in text
+    assert "| mnist | MemAE | class 2, 3 epoch(s) | 1.50x (1.20-1.80) | 1.50 | 1.00 |" in text
+    assert "OC-SVM" not in text and "results/grid_cost.json" in text
