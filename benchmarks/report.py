@@ -135,9 +135,9 @@ columns say so. Channels-last training (`channels_last="auto"`) is the default f
 conv nets on the CPU, where the train suite's `memae` beat `memae-contiguous` on the MNIST
 and CIFAR-10 nets; the 3-D video nets train contiguous by default, since channels-last did
 not make them faster (in a record made before that split, the video rows' `memae` column
-is channels-last and their default is the `memae-contiguous` column). Data-loader workers (`TrainConfig.num_workers`) are what the reference
-would need to hide its decoding (its `+1 loader worker` column); the frame store removes
-the decoding.
+is channels-last and their default is the `memae-contiguous` column). Data-loader workers
+(`TrainConfig.num_workers`) are what the reference would need to hide its decoding (its
+`+1 loader worker` column); the frame store removes the decoding.
 """
 
 
