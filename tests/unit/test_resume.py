@@ -21,9 +21,11 @@ def data() -> TensorDataset:
     return TensorDataset(torch.from_numpy(np.random.default_rng(0).normal(size=(30, 5)).astype(np.float32)))
 
 
-def _train(data: TensorDataset, checkpointer: TrainingCheckpointer | None = None):  # type: ignore[no-untyped-def]
+def _train(
+    data: TensorDataset, checkpointer: TrainingCheckpointer | None = None, config: ModelConfig = MODEL
+):  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
-    model, resolved = build_model(MODEL)
+    model, resolved = build_model(config)
     history = fit_model(model, resolved, TRAIN, data, checkpointer=checkpointer)
     return model, history
 
@@ -90,6 +92,28 @@ def test_interrupted_run_resumes_to_the_same_weights(
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)
     assert dataclasses.asdict(history) == dataclasses.asdict(reference_history)
+
+
+def test_a_channels_last_conv_run_resumes_to_the_same_weights(tmp_path) -> None:
+    # TRAIN's channels_last="auto" trains this 2-D conv net channels-last on the CPU; the
+    # state file holds contiguous tensors, which the resumed run's layouts take back
+    config = ModelConfig(input_shape=(1, 12, 12), backbone="conv", memory_size=8)
+    images = TensorDataset(
+        torch.from_numpy(np.random.default_rng(1).random((30, 1, 12, 12), dtype=np.float32))
+    )
+    reference, reference_history = _train(images, config=config)
+    path = tmp_path / "run.state"
+    handle = _interrupt_at(7)
+    try:
+        with pytest.raises(_Interrupt):
+            _train(images, TrainingCheckpointer(path, every_steps=2), config=config)
+    finally:
+        handle.remove()
+    resumed, history = _train(images, TrainingCheckpointer(path, every_steps=2), config=config)
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)
+    assert dataclasses.asdict(history) == dataclasses.asdict(reference_history)
+    assert all(p.is_contiguous() for p in resumed.parameters())
 
 
 def test_a_state_of_another_run_is_refused(data: TensorDataset, tmp_path) -> None:
