@@ -75,10 +75,10 @@ class MemAEDetector(OutlierMixin, BaseEstimator):
     normal data (``validation_fraction`` or ``X_val``) has not improved for that many epochs;
     ``epochs`` is then the most it trains. ``score_reduction`` picks the per-sample error
     ("mse", or "l2" over channels as the authors' video code does); ``channels_last`` trains
-    conv nets with channels-last weights and activations ("auto", the default: 2-D conv nets on
-    the CPU, where the MNIST and CIFAR-10 nets trained faster, see ``docs/PERFORMANCE.md``; the same
-    gradients within float rounding, so training takes a path close to the contiguous one);
-    ``compile`` runs each training step's forward pass and
+    conv nets with channels-last weights and activations ("auto", the default: 2-D conv
+    nets on the CPU, where the MNIST and CIFAR-10 nets trained faster, see
+    ``docs/PERFORMANCE.md``; the same gradients within float rounding, so training takes a
+    path close to the contiguous one); ``compile`` runs each training step's forward pass and
     loss through ``torch.compile`` (seconds to compile first, then faster steps for most
     backbones, see ``docs/PERFORMANCE.md``; needs a C++ compiler on CPU).
 
