@@ -193,8 +193,28 @@ def grid_cost_markdown(results_dir: Path) -> str:
     return "\n".join([*lines, "", ""])
 
 
+#: The record of ``benchmarks/grid_threads.py``, in the results folder.
+GRID_THREADS = "grid_threads.json"
+
+
+def grid_threads_markdown(results_dir: Path) -> str:
+    """Runs per hour with one run on every core against one single-thread run per core."""
+    path = results_dir / GRID_THREADS
+    if not path.is_file():
+        return ""
+    record = json.loads(path.read_text(encoding="utf-8"))
+    rates = ", ".join(f"{name}: {rate:.0f} runs/hour" for name, rate in record["runs_per_hour"].items())
+    return (
+        f"Threads per worker (record `{results_dir.name}/{GRID_THREADS}`: `{record['command']}` at "
+        f"commit {record['provenance']['commit'][:12]}, a {record['config']['epochs']}-epoch MemAE probe "
+        f"on {record['config']['dataset']}): {rates}. The grids run one single-thread worker per core.\n\n"
+    )
+
+
 def _extra(results_dir: Path) -> str:
-    return grid_cost_markdown(results_dir) + figures_markdown(results_dir)
+    return (
+        grid_cost_markdown(results_dir) + grid_threads_markdown(results_dir) + figures_markdown(results_dir)
+    )
 
 
 SPEC = register_table(

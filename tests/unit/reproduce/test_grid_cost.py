@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from memae.reproduce.table1 import GRID_COST, grid_cost_markdown
+from memae.reproduce.table1 import GRID_COST, GRID_THREADS, grid_cost_markdown, grid_threads_markdown
 from tests.fixtures import load_benchmark
 
 
@@ -45,3 +45,17 @@ def test_projection_divides_each_measured_method_by_its_speedup(grid_cost, tmp_p
     assert "Projected: 1.60 → 1.10 core-hours (1.45x)" in text
     assert "| mnist | MemAE | class 2, 3 epoch(s) | 1.50x (1.20-1.80) | 1.50 | 1.00 |" in text
     assert "OC-SVM" not in text and "results/grid_cost.json" in text
+
+
+def test_threads_section_names_both_layouts(tmp_path: Path) -> None:
+    assert grid_threads_markdown(tmp_path) == ""
+    record = {
+        "command": "python benchmarks/grid_threads.py --out results/grid_threads.json",
+        "config": {"epochs": 5, "dataset": "mnist"},
+        "runs_per_hour": {"1 run x 2 threads": 250.4, "2 runs x 1 thread": 470.6},
+        "provenance": {"commit": "0123456789abcdef"},
+    }
+    (tmp_path / GRID_THREADS).write_text(json.dumps(record))
+    text = grid_threads_markdown(tmp_path)
+    assert "1 run x 2 threads: 250 runs/hour, 2 runs x 1 thread: 471 runs/hour" in text
+    assert "a 5-epoch MemAE probe on mnist" in text
