@@ -84,7 +84,8 @@ PATH_ROWS = [
         "`memae.fast.use_channels_last`: automatic in `inference_model`, and (weights too) in "
         'training conv nets on the CPU (`channels_last="auto"`, the default)',
         "conv weights and inputs laid out NHWC / NDHWC",
-        "score suite; in the train suites `memae` against `memae-contiguous` (`channels_last=False`)",
+        "score suite; in the train suites `memae` against `memae-contiguous` "
+        "(`channels_last=False`) or, for 3-D nets, `memae+channels_last`",
     ),
     (
         "compiled training steps",
@@ -134,8 +135,9 @@ of another size), needs a C++ compiler on the CPU, and pays off only where the `
 columns say so. Channels-last training (`channels_last="auto"`) is the default for 2-D
 conv nets on the CPU, where the train suite's `memae` beat `memae-contiguous` on the MNIST
 and CIFAR-10 nets; the 3-D video nets train contiguous by default, since channels-last did
-not make them faster (in a record made before that split, the video rows' `memae` column
-is channels-last and their default is the `memae-contiguous` column). Data-loader workers
+not make them faster (their other layout is the `memae+channels_last` column; in a record
+made before that split, their `memae` column is channels-last and their default is the
+`memae-contiguous` column). Data-loader workers
 (`TrainConfig.num_workers`) are what the reference would need to hide its decoding (its
 `+1 loader worker` column); the frame store removes the decoding.
 """
@@ -214,8 +216,8 @@ def _targets(results: list[dict[str, Any]]) -> list[str]:
         "### Against the targets",
         "",
         "*memae* is what the library does by default; *opt-in* is the fastest variant a user "
-        "can switch on (compiled training steps, `compile=True`) or, for `memae-contiguous`, "
-        "what training without channels-last layouts gives (`channels_last=False`).",
+        "can switch on (compiled training steps, `compile=True`), or the other training layout "
+        "(`memae-contiguous`: `channels_last=False`; `memae+channels_last`: `channels_last=True`).",
         "",
         "| workload | target | memae speed-up | met | opt-in speed-up | met | "
         "peak MiB (reference / memae / opt-in) | memae peak <= reference (0.1 %) |",

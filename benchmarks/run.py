@@ -6,9 +6,9 @@
 Suites (``--suites``):
 
 * ``train``: training throughput (samples/s) of every backbone on in-memory tensors: the
-  reference loop against :func:`memae.training.fit_model` (channels-last for conv nets on
-  the CPU by default), a conv net trained contiguous (``channels_last=False``), and compiled
-  steps (``TrainConfig.compile``, opt-in).
+  reference loop against :func:`memae.training.fit_model` (channels-last for 2-D conv nets
+  on the CPU by default), conv nets trained with the other layout (``memae-contiguous`` /
+  ``memae+channels_last``), and compiled steps (``TrainConfig.compile``, opt-in).
 * ``score``: scoring throughput of every backbone: the reference's eval-mode ``no_grad``
   forward against :func:`memae.training.score`.
 * ``memory``: the memory module alone, forward + backward with the entropy term (and the same
@@ -49,7 +49,7 @@ import reference as ref
 
 from memae.config import ModelConfig, TrainConfig, get_variant
 from memae.data.video import VideoSource
-from memae.fast import inference_model, keep_freed_memory
+from memae.fast import inference_model, keep_freed_memory, train_channels_last
 from memae.nn import MemoryModule, build_model
 from memae.nn.fused import addressing_entropy
 from memae.nn.model import MemAE
@@ -134,12 +134,17 @@ def _timed(
     return summary
 
 
-def _trainings(model: MemAE, train: TrainConfig) -> dict[str, tuple[MemAE, TrainConfig]]:
-    """memae as the library trains it (``channels_last="auto"``: channels-last weights and
-    activations for conv nets on the CPU) and, for conv nets, a copy trained contiguous."""
+def _trainings(
+    model: MemAE, train: TrainConfig, device: torch.device
+) -> dict[str, tuple[MemAE, TrainConfig]]:
+    """memae as the library trains it (``channels_last="auto"``) and, for conv nets, a copy
+    trained with the other layout: ``memae-contiguous`` where the default is channels-last
+    (2-D conv nets on the CPU), ``memae+channels_last`` where it is not."""
     out = {"memae": (model, train)}
-    if _has_convs(model):
+    if train_channels_last("auto", model, device):
         out["memae-contiguous"] = (copy.deepcopy(model), dataclasses.replace(train, channels_last=False))
+    elif _has_convs(model):
+        out["memae+channels_last"] = (copy.deepcopy(model), dataclasses.replace(train, channels_last=True))
     return out
 
 
@@ -190,7 +195,7 @@ def train_suite(w: Workload, args: argparse.Namespace, device: torch.device) -> 
         for (x,) in ref_loader:
             ref.train_step(reference, ref_opt, x.to(device), config.entropy_weight)
 
-    runs = _trainings(model, train)
+    runs = _trainings(model, train, device)
     runs["memae+compile"] = (copy.deepcopy(model), dataclasses.replace(train, compile=True))  # opt-in
     models = {name: m for name, (m, _) in runs.items()}
     trains = {name: t for name, (_, t) in runs.items()}
@@ -434,7 +439,7 @@ def video_suites(
             store = FrameStore.decode(sources, size)
             fit_model(m, config, t, ClipDataset(store.frames, clip_len, 1))
 
-        trained = _trainings(train_model, train)
+        trained = _trainings(train_model, train, device)
         units = {
             "reference": ref_train,
             **{k: (lambda m=m, t=t: memae_train(m, t)) for k, (m, t) in trained.items()},
