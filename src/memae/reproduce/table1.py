@@ -161,17 +161,34 @@ def _settings_note() -> str:
 GRID_COST = "grid_cost.json"
 
 
+#: The record of ``benchmarks/grid_threads.py``, in the results folder.
+GRID_THREADS = "grid_threads.json"
+
+
+def _benchmark_record(results_dir: Path, name: str) -> tuple[dict[str, Any], str] | None:
+    """A benchmark's record in the results folder and the words naming it (file, command,
+    commit), or ``None`` when it has not been run."""
+    path = results_dir / name
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    source = (
+        f"record `{results_dir.name}/{name}`: `{record['command']}` at commit "
+        f"{record['provenance']['commit'][:12]}"
+    )
+    return record, source
+
+
 def grid_cost_markdown(results_dir: Path) -> str:
     """The grid's cost under channels-last training, from its benchmark record if present."""
-    path = results_dir / GRID_COST
-    if not path.is_file():
+    found = _benchmark_record(results_dir, GRID_COST)
+    if found is None:
         return ""
-    record = json.loads(path.read_text(encoding="utf-8"))
+    record, source = found
     projection = record["projection"]
     lines = [
         f"Cost of this grid with channels-last training, the default for 2-D conv nets on the CPU "
-        f"(record `{results_dir.name}/{GRID_COST}`: `{record['command']}` at commit "
-        f"{record['provenance']['commit'][:12]}): each deep method ran a probe of a few epochs "
+        f"({source}): each deep method ran a probe of a few epochs "
         "on one class, channels-last and contiguous in turn, and its paired speed-up divides "
         "the core-hours its runs took above; the other methods keep theirs. "
         f"Projected: {projection['recorded_h']:.2f} → {projection['projected_h']:.2f} core-hours "
@@ -193,20 +210,15 @@ def grid_cost_markdown(results_dir: Path) -> str:
     return "\n".join([*lines, "", ""])
 
 
-#: The record of ``benchmarks/grid_threads.py``, in the results folder.
-GRID_THREADS = "grid_threads.json"
-
-
 def grid_threads_markdown(results_dir: Path) -> str:
     """Runs per hour with one run on every core against one single-thread run per core."""
-    path = results_dir / GRID_THREADS
-    if not path.is_file():
+    found = _benchmark_record(results_dir, GRID_THREADS)
+    if found is None:
         return ""
-    record = json.loads(path.read_text(encoding="utf-8"))
+    record, source = found
     rates = ", ".join(f"{name}: {rate:.0f} runs/hour" for name, rate in record["runs_per_hour"].items())
     return (
-        f"Threads per worker (record `{results_dir.name}/{GRID_THREADS}`: `{record['command']}` at "
-        f"commit {record['provenance']['commit'][:12]}, a {record['config']['epochs']}-epoch MemAE probe "
+        f"Threads per worker ({source}, a {record['config']['epochs']}-epoch MemAE probe "
         f"on {record['config']['dataset']}): {rates}. The grids run one single-thread worker per core.\n\n"
     )
 
