@@ -13,11 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness
 
 from memae import ModelConfig
 from memae.nn import build_model
@@ -82,8 +87,7 @@ def main() -> None:
         for name in ("conv", "conv-three-stages-global")
     ]
     record = {**provenance(), "threads": args.threads, "batch": args.batch, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    harness.write_json(args.out, record)
     for row in rows:
         print(json.dumps(row))
 

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "projection": projection,
         "provenance": provenance(),
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    harness.write_json(args.out, record)
     return 0
 
 

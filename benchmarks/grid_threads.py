@@ -13,7 +13,6 @@ Run it on an otherwise idle machine: it uses every core.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import statistics
@@ -21,6 +20,10 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness
 
 from memae.provenance import provenance
 
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs_per_hour": per_hour,
         "provenance": provenance(),
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    harness.write_json(args.out, record)
     return 0
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from memae.paths import atomic_write
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
@@ -152,3 +154,10 @@ def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, repeat
             if rate > best["flops_per_s"]:
                 best = {"flops_per_s": rate, "n": n, "dtype": str(dtype).removeprefix("torch.")}
     return best
+
+
+def write_json(path: str | Path, record: Any, indent: int = 2) -> Path:
+    """Write a benchmark's record as JSON, atomically: an interrupted or failed write leaves
+    the previous record (if any) whole, never half a file."""
+    text = json.dumps(record, indent=indent) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

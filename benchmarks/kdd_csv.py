@@ -23,11 +23,16 @@ import csv
 import gzip
 import io
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness
 
 from memae.cli import main as memae_main
 from memae.data.kddcup import DATA_FILE, NAMES_FILE, read_names
@@ -134,7 +139,7 @@ def main() -> None:
         "iforest_by_hand_auc_mean": float(np.mean([r["iforest_by_hand_auc"] for r in runs])),
         "provenance": provenance(),
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    harness.write_json(args.out, record)
     print(
         f"memae AUC {record['memae_auc_mean']:.4f}, IForest by hand {record['iforest_by_hand_auc_mean']:.4f}"
     )

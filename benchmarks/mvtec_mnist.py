@@ -23,11 +23,16 @@ import argparse
 import csv
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness
 
 COUNTS = {"train": 800, "good": 200, "digit": 200, "square": 200}
 
@@ -232,8 +237,7 @@ def main() -> None:
         "baselines": baselines,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    harness.write_json(out, record)
     summary = {f"MemAE ({args.backbone or 'memae defaults'})": record["memae"]["summary"]}
     summary.update({name: entry["summary"] for name, entry in baselines.items()})
     print(json.dumps(summary, indent=2))

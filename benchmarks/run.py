@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import math
 import sys
 import tempfile
@@ -501,10 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         "results": [],
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        harness.write_json(out, record, indent=1)
 
     if "peak" in suites:
         record["matmul_peak"] = harness.matmul_peak(device)

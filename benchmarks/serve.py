@@ -28,6 +28,10 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness
+
 from memae.serve.cli import default_threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -335,8 +339,7 @@ def main() -> None:
     if not 1 <= args.clients <= 256 or not 0 < args.seconds <= 120:
         parser.error(f"expected 1..256 clients and 0..120 seconds, got {args.clients} and {args.seconds}")
     results = run(args)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    harness.write_json(args.out, results)
     print(markdown(results))
 
 

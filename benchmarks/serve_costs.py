@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import serve as load_test
 import torch
-from harness import interleave, summarise
+from harness import interleave, summarise, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -257,8 +257,7 @@ def main() -> None:
     if not 1 <= args.repeats <= 100 or not 0 < args.seconds <= 30 or not 1 <= args.clients <= 256:
         parser.error("expected 1..100 repeats, 0..30 seconds and 1..256 clients")
     results = run(args)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, results)
     print(markdown(results))
 
 

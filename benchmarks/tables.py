@@ -44,6 +44,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness
+
 from memae import preprocessing
 
 SCHEMA = 1
@@ -406,8 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "tuning_only": args.tuning_only,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    harness.write_json(args.out, record, indent=1)
     for m, s in record["summary"].items():
         print(
             f"{m:24s} tuning {s['mean_tuning']}  check {s['mean_check']}  all {s['mean_all']:.4f} "

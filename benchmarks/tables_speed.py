@@ -25,7 +25,6 @@ peer time / memae time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -43,6 +42,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import harness
 import tables as suite
 
 SCHEMA = 1
@@ -214,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": {"data_and_models": args.seed, "repetition_r": "seed + r for r < repeats"},
         "workloads": workloads,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    harness.write_json(args.out, record, indent=1)
     return 0
 
 
