@@ -15,7 +15,7 @@ from memae.provenance import git_commit
 from memae.reproduce.figures import figures_markdown
 from memae.reproduce.methods import get_method
 from memae.reproduce.records import RunKey, check_settings, record_exists, write_record
-from memae.reproduce.tables import RunOptions, TableSpec, register_table, write_summary
+from memae.reproduce.tables import RowSet, RunOptions, TableSpec, register_table, write_summary
 
 PAPER = {
     "mnist": {
@@ -157,6 +157,18 @@ def _settings_note() -> str:
     )
 
 
+def _paper_text_rows() -> RowSet:
+    """MNIST on the paper-text net: the pilot folders that together hold its grid."""
+    from memae.nn.backbones import list_backbones
+
+    return RowSet(
+        "mnist-paper-text",
+        f"mnist on the `mnist-paper-text` net ({list_backbones()['mnist-paper-text']}), the "
+        "table's settings otherwise (`--set backbone=mnist-paper-text`).",
+        ("mnist-paper-text-seed0", "mnist-paper-text-seeds-1-2"),
+    )
+
+
 #: The record of ``benchmarks/grid_cost.py``, in the results folder.
 GRID_COST = "grid_cost.json"
 
@@ -237,6 +249,7 @@ SPEC = register_table(
         paper=PAPER,
         run=run,
         extra=_extra,
+        row_sets=(_paper_text_rows(),),
         notes=(
             "Protocol (SPEC §6): each class in turn is normal; its samples (official train and "
             "test pooled) are split 2:1 into train and test, anomalies from the other classes make "

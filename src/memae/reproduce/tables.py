@@ -45,6 +45,25 @@ class Reading:
     metrics: Callable[[dict[str, Any]], dict[str, float] | None]
 
 
+@dataclass(frozen=True)
+class RowSet:
+    """Runs of a table under another setting, kept beside the table's own rows: the records
+    of some pilot folders (``results/sweeps/<folder>``), shown with rows and a paired test
+    of their own and read as the table's rows are."""
+
+    name: str
+    description: str
+    folders: tuple[str, ...]
+
+    def records(self, results_dir: Path, spec: TableSpec) -> list[dict[str, Any]]:
+        root = Path(results_dir) / "sweeps"
+        found = [rec for folder in self.folders for rec in load_records(root / folder, spec.name)]
+        return read(found, spec.default_reading)
+
+    def source(self) -> str:
+        return ", ".join(f"`results/sweeps/{folder}`" for folder in self.folders)
+
+
 def read(records: list[dict[str, Any]], reading: Reading | None) -> list[dict[str, Any]]:
     """The records with their metrics as ``reading`` gives them (unchanged for None)."""
     if reading is None:
@@ -74,6 +93,8 @@ class TableSpec:
     comparable: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     #: named readings of the records; the first is the table's own, () = the records' metrics
     readings: tuple[Reading, ...] = ()
+    #: runs under other settings, each printed as a row set of its own
+    row_sets: tuple[RowSet, ...] = ()
 
     @property
     def default_reading(self) -> Reading | None:
@@ -101,11 +122,15 @@ def get_table(name: str) -> TableSpec:
 
 def write_summary(results_dir: Path, spec: TableSpec) -> dict[str, Any]:
     """Regenerate ``<results_dir>/<table>.json`` from the table's records under its own
-    reading, and ``<table>.<reading>.json`` under each of its other readings."""
+    reading, ``<table>.<reading>.json`` under each of its other readings and
+    ``<table>.<row set>.json`` for each row set with records."""
     records = load_records(results_dir, spec.name)
     summary = summarise(read(records, spec.default_reading))
     for reading in spec.readings[1:]:
         _write_json(results_dir / f"{spec.name}.{reading.name}.json", summarise(read(records, reading)))
+    for row_set in spec.row_sets:
+        if kept := row_set.records(results_dir, spec):
+            _write_json(results_dir / f"{spec.name}.{row_set.name}.json", summarise(kept))
     _write_json(results_dir / f"{spec.name}.json", summary)
     return summary
 
@@ -152,19 +177,14 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
         other = read(all_records, reading)
         lines += [f"Rows under `{reading.name}`: {reading.description}", ""]
         lines += [*_rows(spec, summarise(other)), *paired_section(spec, other)]
-    classes = per_class(records, spec.metrics[0])
-    for dataset, methods in sorted(classes.items()):
-        all_classes = sorted({c for per in methods.values() for c in per})
-        lines += ["", f"Per-class {spec.metrics[0].upper()} on {dataset} (mean over seeds):", ""]
-        lines += ["| method | " + " | ".join(map(str, all_classes)) + " |"]
-        lines += ["|---|" + "---|" * len(all_classes)]
-        for method in method_order(spec, {dataset: methods}, dataset):
-            per = methods.get(method, {})
-            lines.append(
-                f"| {method} | "
-                + " | ".join(f"{per[c]:.4f}" if c in per else "–" for c in all_classes)
-                + " |"
-            )
+    row_sets = [(row_set, row_set.records(results_dir, spec)) for row_set in spec.row_sets]
+    for row_set, kept in row_sets:
+        if kept:
+            lines += [f"Row set `{row_set.name}` (records in {row_set.source()}): {row_set.description}", ""]
+            lines += [*_rows(spec, summarise(kept), only_ours=True), *paired_section(spec, kept)]
+    lines += _per_class_lines(spec, records)
+    for row_set, kept in row_sets:
+        lines += _per_class_lines(spec, kept, f", row set `{row_set.name}`")
     seconds = sum(r.get("wall_seconds", 0.0) for r in all_records)
     commits = sorted({_short(str(r.get("commit"))) for r in all_records})
     lines += ["", *wall_time_table(all_records)]
@@ -178,14 +198,33 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
     return "\n".join([*lines, extra])
 
 
-def _rows(spec: TableSpec, summary: dict[str, Any]) -> list[str]:
-    """Markdown lines of ours beside the paper's, one row per method."""
-    datasets = sorted(set(summary) | set(spec.paper))
+def _per_class_lines(spec: TableSpec, records: list[dict[str, Any]], which: str = "") -> list[str]:
+    """Markdown lines: each dataset's per-class values (one-class tables), mean over seeds."""
+    lines: list[str] = []
+    for dataset, methods in sorted(per_class(records, spec.metrics[0]).items()):
+        all_classes = sorted({c for per in methods.values() for c in per})
+        lines += ["", f"Per-class {spec.metrics[0].upper()} on {dataset}{which} (mean over seeds):", ""]
+        lines += ["| method | " + " | ".join(map(str, all_classes)) + " |"]
+        lines += ["|---|" + "---|" * len(all_classes)]
+        for method in method_order(spec, {dataset: methods}, dataset, only_ours=bool(which)):
+            per = methods.get(method, {})
+            lines.append(
+                f"| {method} | "
+                + " | ".join(f"{per[c]:.4f}" if c in per else "–" for c in all_classes)
+                + " |"
+            )
+    return lines
+
+
+def _rows(spec: TableSpec, summary: dict[str, Any], only_ours: bool = False) -> list[str]:
+    """Markdown lines of ours beside the paper's, one row per method (with ``only_ours``,
+    only the datasets and methods that have runs)."""
+    datasets = sorted(set(summary) if only_ours else set(summary) | set(spec.paper))
     lines: list[str] = []
     if len(spec.metrics) == 1:
         lines += ["| method | " + " | ".join(f"{d} (ours) | {d} (paper)" for d in datasets) + " |"]
         lines += ["|---|" + "---|---|" * len(datasets)]
-        for method in method_order(spec, summary):
+        for method in method_order(spec, summary, only_ours=only_ours):
             cells = [
                 f"{_fmt(summary.get(d, {}).get(method))} | {_paper(spec.paper.get(d, {}).get(method))}"
                 for d in datasets
@@ -196,7 +235,7 @@ def _rows(spec: TableSpec, summary: dict[str, Any]) -> list[str]:
         lines += [f"**{d}**", ""]
         lines += ["| method | " + " | ".join(f"{m} (ours) | {m} (paper)" for m in spec.metrics) + " |"]
         lines += ["|---|" + "---|---|" * len(spec.metrics)]
-        for method in method_order(spec, summary, d):
+        for method in method_order(spec, summary, d, only_ours=only_ours):
             ours = summary.get(d, {}).get(method, {})
             paper = spec.paper.get(d, {}).get(method, {})
             cells = [f"{_fmt(ours.get(m))} | {_paper(paper.get(m))}" for m in spec.metrics]
@@ -246,35 +285,28 @@ def _short(commit: str) -> str:
     return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
-def method_order(spec: TableSpec, summary: dict[str, Any], dataset: str | None = None) -> list[str]:
+def method_order(
+    spec: TableSpec, summary: dict[str, Any], dataset: str | None = None, only_ours: bool = False
+) -> list[str]:
+    """The paper's methods in its order, then ours it does not have; with ``only_ours``,
+    only the methods with runs."""
     paper_order = [m for d in spec.paper.values() for m in d]
     ours = [m for d, ms in summary.items() if dataset in (None, d) for m in ms]
     seen: dict[str, None] = {}
     for m in [*paper_order, *sorted(ours)]:
         seen.setdefault(m, None)
-    return list(seen)
+    return [m for m in seen if m in ours] if only_ours else list(seen)
 
 
 def memory_summary(results_dir: Path) -> str:
     """A section: MemAE against AE in every table (its own reading), beside the paper."""
     rows = []
     for spec in TABLES.values():
-        records = read(load_records(results_dir, spec.name), spec.default_reading)
-        for dataset in sorted({r["dataset"] for r in records}):
-            test = paired_test(records, dataset, spec.headline)
-            if test is None:
-                continue
-            paper = _paper_values(spec, dataset)
-            memae, ae = paper.get("MemAE"), paper.get("AE")
-            paper_diff = None if memae is None or ae is None else memae - ae
-            state = agreement(test, paper_diff)
-            rows.append(
-                f"| {spec.name} | {dataset} | {spec.headline} | {test.n_pairs} | "
-                f"{test.mean_a:.4f} / {'–' if memae is None else f'{memae:.4f}'} | "
-                f"{test.difference:+.4f} [{test.ci_low:+.4f}, {test.ci_high:+.4f}] | "
-                f"{'–' if test.p_value is None else f'{test.p_value:.3g}'} | "
-                f"{'–' if paper_diff is None else f'{paper_diff:+.4f}'} | {state} |"
-            )
+        own = read(load_records(results_dir, spec.name), spec.default_reading)
+        sets = [(spec.name, own)]
+        sets += [(f"{spec.name}, row set `{r.name}`", r.records(results_dir, spec)) for r in spec.row_sets]
+        for label, records in sets:
+            rows += _memory_rows(spec, label, records)
     if not rows:
         return ""
     return "\n".join(
@@ -286,7 +318,8 @@ def memory_summary(results_dir: Path) -> str:
             "MemAE − AE with its 95 % t interval, the two-sided Wilcoxon signed-rank p-value, the "
             "paper's difference, and whether our pairs agree with the paper's ordering at p < 0.05 "
             "(*not confirmed*: the difference is not distinguishable from zero on these runs). "
-            "Each table's section below repeats its test with the pairs each way.",
+            "Each table's section below repeats its test with the pairs each way; a row set is "
+            "a table's runs under another setting, kept beside its own rows.",
             "",
             "| table | dataset | metric | pairs | MemAE (ours / paper) | MemAE − AE [95 % interval] | "
             "Wilcoxon p | paper MemAE − AE | our pairs vs the paper |",
@@ -295,6 +328,27 @@ def memory_summary(results_dir: Path) -> str:
             "",
         ]
     )
+
+
+def _memory_rows(spec: TableSpec, label: str, records: list[dict[str, Any]]) -> list[str]:
+    """Rows of the memory summary: MemAE against AE on each dataset of ``records``."""
+    rows = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        test = paired_test(records, dataset, spec.headline)
+        if test is None:
+            continue
+        paper = _paper_values(spec, dataset)
+        memae, ae = paper.get("MemAE"), paper.get("AE")
+        paper_diff = None if memae is None or ae is None else memae - ae
+        state = agreement(test, paper_diff)
+        rows.append(
+            f"| {label} | {dataset} | {spec.headline} | {test.n_pairs} | "
+            f"{test.mean_a:.4f} / {'–' if memae is None else f'{memae:.4f}'} | "
+            f"{test.difference:+.4f} [{test.ci_low:+.4f}, {test.ci_high:+.4f}] | "
+            f"{'–' if test.p_value is None else f'{test.p_value:.3g}'} | "
+            f"{'–' if paper_diff is None else f'{paper_diff:+.4f}'} | {state} |"
+        )
+    return rows
 
 
 def write_results_doc(results_dir: Path, doc: Path) -> Path:

@@ -83,3 +83,49 @@ def test_video_tables_read_the_authors_alignment_first_and_keep_center(tmp_path:
     assert text.index("Rows under `authors`") < text.index("Rows under `center`")
     assert "| ucsd_ped2 | auc | 3 seed pairs | +0.0300 |" in text
     assert "| ucsd_ped2 | auc | 3 seed pairs | +0.0100 |" in text
+
+
+def test_a_row_set_gets_rows_a_paired_test_and_a_summary_of_its_own(tmp_path: Path, monkeypatch) -> None:
+    from memae.reproduce import tables
+
+    row_set = tables.RowSet("wide", "the wide net.", ("wide-seed0", "wide-seeds-1-2"))
+    spec = tables.TableSpec(
+        name="tiny",
+        title="Tiny",
+        metrics=("auc",),
+        paper={"d": {"KDE": 0.7, "AE": 0.8, "MemAE": 0.9}},
+        run=lambda options: None,
+        row_sets=(row_set,),
+    )
+    monkeypatch.setitem(tables.TABLES, "tiny", spec)
+
+    def record(results: Path, method: str, seed: int, cls: int, auc: float) -> None:
+        write_record(results, RunKey("tiny", "d", method, seed, cls), {"auc": auc}, {}, 1.0)
+
+    for cls in range(3):
+        record(tmp_path, "AE", 0, cls, 0.80)
+        record(tmp_path, "MemAE", 0, cls, 0.81)
+        record(tmp_path, "KDE", 0, cls, 0.70)
+        for seed, folder in ((0, "wide-seed0"), (1, "wide-seeds-1-2"), (2, "wide-seeds-1-2")):
+            record(tmp_path / "sweeps" / folder, "AE", seed, cls, 0.60 + cls / 100)
+            record(tmp_path / "sweeps" / folder, "MemAE", seed, cls, 0.90 + cls / 100 + seed / 1000)
+
+    summary = write_summary(tmp_path, spec)
+    assert summary["d"]["MemAE"]["mean"] == pytest.approx(0.81)
+    kept = json.loads((tmp_path / "tiny.wide.json").read_text())
+    assert kept["d"]["MemAE"]["n_runs"] == 9 and kept["d"]["AE"]["mean"] == pytest.approx(0.61)
+
+    text = render_table(tmp_path, spec)
+    own, wide = text.split("Row set `wide`", 1)
+    assert "`results/sweeps/wide-seed0`, `results/sweeps/wide-seeds-1-2`" in wide.splitlines()[0]
+    rows = wide.split("Per-class")[0]
+    assert "| KDE |" not in rows and "| MemAE | 0.9110 ± 0.0008 (3 seeds × 3 classes) | 0.9000 |" in rows
+    assert "| d | auc | 9 class × seed pairs (3 classes, 3 seeds) | +0.3010 |" in rows
+    assert "| KDE | 0.7000 (1 seed × 3 classes) | 0.7000 |" in own
+    assert "Per-class AUC on d, row set `wide` (mean over seeds):" in text
+
+    summary_rows = [
+        line for line in tables.memory_summary(tmp_path).splitlines() if line.startswith("| tiny")
+    ]
+    assert [line.split(" | ")[0] for line in summary_rows] == ["| tiny", "| tiny, row set `wide`"]
+    assert "| 9 | 0.9110 / 0.9000 | +0.3010" in summary_rows[1]
