@@ -181,7 +181,9 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
     for row_set, kept in row_sets:
         if kept:
             lines += [f"Row set `{row_set.name}` (records in {row_set.source()}): {row_set.description}", ""]
-            lines += [*_rows(spec, summarise(kept), only_ours=True), *paired_section(spec, kept)]
+            lines += _rows(spec, summarise(kept), only_ours=True)
+            lines += _closeness(spec, summarise(records), summarise(kept))
+            lines += paired_section(spec, kept)
     lines += _per_class_lines(spec, records)
     for row_set, kept in row_sets:
         lines += _per_class_lines(spec, kept, f", row set `{row_set.name}`")
@@ -241,6 +243,39 @@ def _rows(spec: TableSpec, summary: dict[str, Any], only_ours: bool = False) -> 
             cells = [f"{_fmt(ours.get(m))} | {_paper(paper.get(m))}" for m in spec.metrics]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
+    return lines
+
+
+def _headline_mean(spec: TableSpec, summary: dict[str, Any], dataset: str, method: str) -> float | None:
+    entry = summary.get(dataset, {}).get(method)
+    if entry and len(spec.metrics) > 1:
+        entry = entry.get(spec.headline)
+    return entry["mean"] if entry else None
+
+
+def _closeness(spec: TableSpec, own: dict[str, Any], kept: dict[str, Any]) -> list[str]:
+    """Markdown lines: how far a row set and the table's own rows sit from the paper, as the
+    mean absolute difference of the headline metric over the methods all three have."""
+    lines = []
+    for dataset in sorted(kept):
+        paper = _paper_values(spec, dataset)
+        gaps: dict[str, list[float]] = {"own": [], "kept": []}
+        methods = []
+        for method in method_order(spec, kept, dataset, only_ours=True):
+            values = (paper.get(method), _headline_mean(spec, own, dataset, method))
+            ours = _headline_mean(spec, kept, dataset, method)
+            if values[0] is None or values[1] is None or ours is None:
+                continue
+            methods.append(method)
+            gaps["own"].append(abs(values[1] - values[0]))
+            gaps["kept"].append(abs(ours - values[0]))
+        if methods:
+            lines += [
+                f"Distance to the paper on {dataset} (mean |ours − paper| of {spec.headline} over "
+                f"{', '.join(methods)}): the table's rows {statistics.mean(gaps['own']):.4f}, "
+                f"this row set {statistics.mean(gaps['kept']):.4f}.",
+                "",
+            ]
     return lines
 
 

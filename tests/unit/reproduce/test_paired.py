@@ -121,6 +121,9 @@ def test_a_row_set_gets_rows_a_paired_test_and_a_summary_of_its_own(tmp_path: Pa
     rows = wide.split("Per-class")[0]
     assert "| KDE |" not in rows and "| MemAE | 0.9110 ± 0.0008 (3 seeds × 3 classes) | 0.9000 |" in rows
     assert "| d | auc | 9 class × seed pairs (3 classes, 3 seeds) | +0.3010 |" in rows
+    # |0.61 - 0.8| and |0.911 - 0.9| against |0.8 - 0.8| and |0.81 - 0.9|
+    distance = "(mean |ours − paper| of auc over AE, MemAE): the table's rows 0.0450, this row set 0.1005."
+    assert distance in rows
     assert "| KDE | 0.7000 (1 seed × 3 classes) | 0.7000 |" in own
     assert "Per-class AUC on d, row set `wide` (mean over seeds):" in text
 
