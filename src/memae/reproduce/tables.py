@@ -259,21 +259,21 @@ def _closeness(spec: TableSpec, own: dict[str, Any], kept: dict[str, Any]) -> li
     lines = []
     for dataset in sorted(kept):
         paper = _paper_values(spec, dataset)
-        gaps: dict[str, list[float]] = {"own": [], "kept": []}
-        methods = []
+        methods, own_gaps, kept_gaps = [], [], []
         for method in method_order(spec, kept, dataset, only_ours=True):
-            values = (paper.get(method), _headline_mean(spec, own, dataset, method))
-            ours = _headline_mean(spec, kept, dataset, method)
-            if values[0] is None or values[1] is None or ours is None:
+            target = paper.get(method)
+            own_value = _headline_mean(spec, own, dataset, method)
+            kept_value = _headline_mean(spec, kept, dataset, method)
+            if target is None or own_value is None or kept_value is None:
                 continue
             methods.append(method)
-            gaps["own"].append(abs(values[1] - values[0]))
-            gaps["kept"].append(abs(ours - values[0]))
+            own_gaps.append(abs(own_value - target))
+            kept_gaps.append(abs(kept_value - target))
         if methods:
             lines += [
                 f"Distance to the paper on {dataset} (mean |ours − paper| of {spec.headline} over "
-                f"{', '.join(methods)}): the table's rows {statistics.mean(gaps['own']):.4f}, "
-                f"this row set {statistics.mean(gaps['kept']):.4f}.",
+                f"{', '.join(methods)}): the table's rows {statistics.mean(own_gaps):.4f}, "
+                f"this row set {statistics.mean(kept_gaps):.4f}.",
                 "",
             ]
     return lines
