@@ -171,7 +171,8 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
         return "\n".join([*lines, "No runs recorded yet.", "", extra])
     if spec.default_reading is not None:
         lines += [f"Rows under `{spec.default_reading.name}`: {spec.default_reading.description}", ""]
-    lines += _rows(spec, summarise(records))
+    own = summarise(records)
+    lines += _rows(spec, own)
     lines += paired_section(spec, records)
     for reading in spec.readings[1:]:
         other = read(all_records, reading)
@@ -181,8 +182,9 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
     for row_set, kept in row_sets:
         if kept:
             lines += [f"Row set `{row_set.name}` (records in {row_set.source()}): {row_set.description}", ""]
-            lines += _rows(spec, summarise(kept), only_ours=True)
-            lines += _closeness(spec, summarise(records), summarise(kept))
+            kept_summary = summarise(kept)
+            lines += _rows(spec, kept_summary, only_ours=True)
+            lines += _closeness(spec, own, kept_summary)
             lines += paired_section(spec, kept)
     lines += _per_class_lines(spec, records)
     for row_set, kept in row_sets:
