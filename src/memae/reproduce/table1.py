@@ -240,9 +240,44 @@ def grid_threads_markdown(results_dir: Path) -> str:
     )
 
 
+#: The record of ``benchmarks/auc_time.py``, in the results folder.
+AUC_TIME = "auc_time.json"
+
+
+def auc_time_markdown(results_dir: Path) -> str:
+    """The grid's AUC against its training time, from the benchmark's record if present."""
+    found = _benchmark_record(results_dir, AUC_TIME)
+    if found is None:
+        return ""
+    record, source = found
+    lines = [
+        f"AUC against training time ({source}): on each dataset, {record['config']['variant']} "
+        "trained under the table's settings (*grid*) and under each variant of them in turn, "
+        "on the same classes and seed; *change* is the variant's AUC minus the grid's and "
+        "*time* the median of its wall times (fit and scoring, one thread) over the grid's, "
+        "both paired by class.",
+        "",
+        "| dataset | classes | settings | changed | epochs trained | AUC | change | time / grid |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for dataset, measured in record["datasets"].items():
+        classes = ", ".join(map(str, measured["classes"]))
+        for name, row in measured["summary"].items():
+            changed = "; ".join(f"`{k}={v}`" for k, v in row["changes"].items()) or "–"
+            lines.append(
+                f"| {dataset} | {classes} (seed {measured['seed']}) | {name} | {changed} | "
+                f"{row['epochs_trained']:.0f} | {row['auc']:.4f} | {row['auc_change']:+.4f} | "
+                f"{row['time_ratio']:.2f}x |"
+            )
+    return "\n".join([*lines, "", ""])
+
+
 def _extra(results_dir: Path) -> str:
     return (
-        grid_cost_markdown(results_dir) + grid_threads_markdown(results_dir) + figures_markdown(results_dir)
+        auc_time_markdown(results_dir)
+        + grid_cost_markdown(results_dir)
+        + grid_threads_markdown(results_dir)
+        + figures_markdown(results_dir)
     )
 
 

@@ -3,7 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from memae.reproduce.table1 import GRID_COST, GRID_THREADS, grid_cost_markdown, grid_threads_markdown
+from memae.reproduce.table1 import (
+    AUC_TIME,
+    GRID_COST,
+    GRID_THREADS,
+    auc_time_markdown,
+    grid_cost_markdown,
+    grid_threads_markdown,
+)
 from tests.fixtures import load_benchmark
 
 
@@ -59,3 +66,28 @@ def test_threads_section_names_both_layouts(tmp_path: Path) -> None:
     text = grid_threads_markdown(tmp_path)
     assert "1 run x 2 threads: 250 runs/hour, 2 runs x 1 thread: 471 runs/hour" in text
     assert "a 5-epoch MemAE probe on mnist" in text
+
+
+def test_auc_time_section_pairs_each_variant_with_the_grid(tmp_path: Path) -> None:
+    assert auc_time_markdown(tmp_path) == ""
+    summary = {
+        "grid": {"changes": {}, "auc": 0.95, "auc_change": 0.0, "time_ratio": 1.0, "epochs_trained": 100},
+        "half the epochs": {
+            "changes": {"epochs": 50},
+            "auc": 0.94,
+            "auc_change": -0.01,
+            "time_ratio": 0.52,
+            "epochs_trained": 50,
+        },
+    }
+    record = {
+        "command": "python benchmarks/auc_time.py --out results/auc_time.json",
+        "config": {"variant": "memae"},
+        "datasets": {"mnist": {"classes": [3, 7], "seed": 0, "summary": summary}},
+        "provenance": {"commit": "0123456789abcdef"},
+    }
+    (tmp_path / AUC_TIME).write_text(json.dumps(record))
+    text = auc_time_markdown(tmp_path)
+    assert "| mnist | 3, 7 (seed 0) | grid | – | 100 | 0.9500 | +0.0000 | 1.00x |" in text
+    assert "| mnist | 3, 7 (seed 0) | half the epochs | `epochs=50` | 50 | 0.9400 | -0.0100 | 0.52x |" in text
+    assert "results/auc_time.json" in text and "0123456789ab" in text
