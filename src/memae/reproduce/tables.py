@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +184,7 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
             lines += [f"Row set `{row_set.name}` (records in {row_set.source()}): {row_set.description}", ""]
             kept_summary = summarise(kept)
             lines += _rows(spec, kept_summary, only_ours=True)
-            lines += _closeness(spec, own, kept_summary)
+            lines += _closeness(spec, own, kept_summary, summarise(_same_runs(records, kept)))
             lines += paired_section(spec, kept)
     lines += _per_class_lines(spec, records)
     for row_set, kept in row_sets:
@@ -255,13 +255,31 @@ def _headline_mean(spec: TableSpec, summary: dict[str, Any], dataset: str, metho
     return entry["mean"] if entry else None
 
 
-def _closeness(spec: TableSpec, own: dict[str, Any], kept: dict[str, Any]) -> list[str]:
+def _run_id(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record["dataset"], record["method"], record.get("normal_class"), record["seed"])
+
+
+def _same_runs(records: list[dict[str, Any]], kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table's records of the runs (dataset, method, class, seed) a row set also has, for
+    each dataset and method of which the table has more runs than the row set."""
+    wanted = {_run_id(r) for r in kept}
+    same = [r for r in records if _run_id(r) in wanted]
+    count = Counter((r["dataset"], r["method"]) for r in records)
+    fewer = Counter((r["dataset"], r["method"]) for r in same)
+    return [r for r in same if fewer[(r["dataset"], r["method"])] < count[(r["dataset"], r["method"])]]
+
+
+def _closeness(
+    spec: TableSpec, own: dict[str, Any], kept: dict[str, Any], same: dict[str, Any] | None = None
+) -> list[str]:
     """Markdown lines: how far a row set and the table's own rows sit from the paper, as the
-    mean absolute difference of the headline metric over the methods all three have."""
+    mean absolute difference of the headline metric over the methods all three have; where
+    the row set has fewer runs than the table, also the table's rows on the row set's runs
+    (``same``), the comparison that holds the classes and seeds fixed."""
     lines = []
     for dataset in sorted(kept):
         paper = _paper_values(spec, dataset)
-        methods, own_gaps, kept_gaps = [], [], []
+        methods, own_gaps, kept_gaps, same_gaps = [], [], [], []
         for method in method_order(spec, kept, dataset, only_ours=True):
             target = paper.get(method)
             own_value = _headline_mean(spec, own, dataset, method)
@@ -271,10 +289,18 @@ def _closeness(spec: TableSpec, own: dict[str, Any], kept: dict[str, Any]) -> li
             methods.append(method)
             own_gaps.append(abs(own_value - target))
             kept_gaps.append(abs(kept_value - target))
+            same_value = _headline_mean(spec, same or {}, dataset, method)
+            if same_value is not None:
+                same_gaps.append(abs(same_value - target))
         if methods:
+            subset = (
+                f" ({statistics.mean(same_gaps):.4f} on this row set's classes and seeds)"
+                if len(same_gaps) == len(methods)
+                else ""
+            )
             lines += [
                 f"Distance to the paper on {dataset} (mean |ours − paper| of {spec.headline} over "
-                f"{', '.join(methods)}): the table's rows {statistics.mean(own_gaps):.4f}, "
+                f"{', '.join(methods)}): the table's rows {statistics.mean(own_gaps):.4f}{subset}, "
                 f"this row set {statistics.mean(kept_gaps):.4f}.",
                 "",
             ]

@@ -132,3 +132,29 @@ def test_a_row_set_gets_rows_a_paired_test_and_a_summary_of_its_own(tmp_path: Pa
     ]
     assert [line.split(" | ")[0] for line in summary_rows] == ["| tiny", "| tiny, row set `wide`"]
     assert "| 9 | 0.9110 / 0.9000 | +0.3010" in summary_rows[1]
+
+
+def test_a_partial_row_set_is_also_measured_against_the_tables_same_runs(tmp_path: Path, monkeypatch) -> None:
+    from memae.reproduce import tables
+
+    spec = tables.TableSpec(
+        name="tiny",
+        title="Tiny",
+        metrics=("auc",),
+        paper={"d": {"AE": 0.8, "MemAE": 0.9}},
+        run=lambda options: None,
+        row_sets=(tables.RowSet("part", "one class so far.", ("part",)),),
+    )
+    monkeypatch.setitem(tables.TABLES, "tiny", spec)
+    for cls, (ae, memae) in enumerate([(0.70, 0.75), (0.80, 0.85), (0.90, 0.95)]):
+        write_record(tmp_path, RunKey("tiny", "d", "AE", 0, cls), {"auc": ae}, {}, 1.0)
+        write_record(tmp_path, RunKey("tiny", "d", "MemAE", 0, cls), {"auc": memae}, {}, 1.0)
+    write_record(tmp_path / "sweeps" / "part", RunKey("tiny", "d", "AE", 0, 0), {"auc": 0.72}, {}, 1.0)
+    write_record(tmp_path / "sweeps" / "part", RunKey("tiny", "d", "MemAE", 0, 0), {"auc": 0.80}, {}, 1.0)
+
+    text = render_table(tmp_path, spec)
+    # all classes: |0.80 - 0.8| and |0.85 - 0.9|; class 0: |0.70 - 0.8| and |0.75 - 0.9|;
+    # the row set: |0.72 - 0.8| and |0.80 - 0.9|
+    assert (
+        "the table's rows 0.0250 (0.1250 on this row set's classes and seeds), this row set 0.0900." in text
+    )
