@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,13 +260,14 @@ def _run_id(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _same_runs(records: list[dict[str, Any]], kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The table's records of the runs (dataset, method, class, seed) a row set also has, for
-    each dataset and method of which the table has more runs than the row set."""
+    """The table's records of the runs (dataset, method, class, seed) a row set also has, on
+    each dataset where the row set lacks some of the table's runs of its methods."""
     wanted = {_run_id(r) for r in kept}
-    same = [r for r in records if _run_id(r) in wanted]
-    count = Counter((r["dataset"], r["method"]) for r in records)
-    fewer = Counter((r["dataset"], r["method"]) for r in same)
-    return [r for r in same if fewer[(r["dataset"], r["method"])] < count[(r["dataset"], r["method"])]]
+    methods = {(r["dataset"], r["method"]) for r in kept}
+    lacking = {
+        r["dataset"] for r in records if (r["dataset"], r["method"]) in methods and _run_id(r) not in wanted
+    }
+    return [r for r in records if _run_id(r) in wanted and r["dataset"] in lacking]
 
 
 def _closeness(
@@ -279,7 +280,7 @@ def _closeness(
     lines = []
     for dataset in sorted(kept):
         paper = _paper_values(spec, dataset)
-        methods, own_gaps, kept_gaps, same_gaps = [], [], [], []
+        methods, own_gaps, kept_gaps, same_gaps, moved = [], [], [], [], False
         for method in method_order(spec, kept, dataset, only_ours=True):
             target = paper.get(method)
             own_value = _headline_mean(spec, own, dataset, method)
@@ -292,10 +293,11 @@ def _closeness(
             same_value = _headline_mean(spec, same or {}, dataset, method)
             if same_value is not None:
                 same_gaps.append(abs(same_value - target))
+                moved = moved or same_value != own_value
         if methods:
             subset = (
                 f" ({statistics.mean(same_gaps):.4f} on this row set's classes and seeds)"
-                if len(same_gaps) == len(methods)
+                if len(same_gaps) == len(methods) and moved
                 else ""
             )
             lines += [

@@ -141,7 +141,7 @@ def test_a_partial_row_set_is_also_measured_against_the_tables_same_runs(tmp_pat
         name="tiny",
         title="Tiny",
         metrics=("auc",),
-        paper={"d": {"AE": 0.8, "MemAE": 0.9}},
+        paper={"d": {"KDE": 0.7, "AE": 0.8, "MemAE": 0.9}},
         run=lambda options: None,
         row_sets=(tables.RowSet("part", "one class so far.", ("part",)),),
     )
@@ -151,10 +151,13 @@ def test_a_partial_row_set_is_also_measured_against_the_tables_same_runs(tmp_pat
         write_record(tmp_path, RunKey("tiny", "d", "MemAE", 0, cls), {"auc": memae}, {}, 1.0)
     write_record(tmp_path / "sweeps" / "part", RunKey("tiny", "d", "AE", 0, 0), {"auc": 0.72}, {}, 1.0)
     write_record(tmp_path / "sweeps" / "part", RunKey("tiny", "d", "MemAE", 0, 0), {"auc": 0.80}, {}, 1.0)
+    for cls in range(3):  # a method the row set has in full is compared on the same runs too
+        write_record(tmp_path, RunKey("tiny", "d", "KDE", 0, cls), {"auc": 0.70}, {}, 1.0)
+        write_record(tmp_path / "sweeps" / "part", RunKey("tiny", "d", "KDE", 0, cls), {"auc": 0.60}, {}, 1.0)
 
     text = render_table(tmp_path, spec)
-    # all classes: |0.80 - 0.8| and |0.85 - 0.9|; class 0: |0.70 - 0.8| and |0.75 - 0.9|;
-    # the row set: |0.72 - 0.8| and |0.80 - 0.9|
+    # KDE, AE, MemAE: all classes |0| |0| |0.05|; class 0 (and all of KDE's) |0| |0.1| |0.15|;
+    # the row set |0.1| |0.08| |0.1|
     assert (
-        "the table's rows 0.0250 (0.1250 on this row set's classes and seeds), this row set 0.0900." in text
+        "the table's rows 0.0167 (0.0833 on this row set's classes and seeds), this row set 0.0933." in text
     )
