@@ -109,8 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     root = data_dir(args.data_dir)
     measured = {d: measure(d, args.classes, args.seed, args.variant, root) for d in args.datasets}
     record = {
-        "command": " ".join(["python", "benchmarks/auc_time.py", *(argv or sys.argv[1:])]),
-        "config": {**vars(args), "variants": VARIANTS, "settings": table1.SETTINGS, "torch_threads": 1},
+        "command": harness.command_line("benchmarks/auc_time.py", argv or sys.argv[1:]),
+        "config": {
+            **harness.settings(args),
+            "variants": VARIANTS,
+            "settings": table1.SETTINGS,
+            "torch_threads": 1,
+        },
         "datasets": measured,
         "provenance": provenance(),
     }

@@ -123,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{projection['projected_h']:.2f} projected ({projection['ratio']:.2f}x)"
     )
     record = {
-        "command": " ".join(["python", "benchmarks/grid_cost.py", *(argv or sys.argv[1:])]),
+        "command": harness.command_line("benchmarks/grid_cost.py", argv or sys.argv[1:]),
         "config": {
-            **vars(args),
+            **harness.settings(args),
             "probe_epochs": PROBE_EPOCHS,
             "settings": table1.SETTINGS,
             "torch_threads": 1,

@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, rate in per_hour.items():
         print(f"{name}: {rate:.1f} runs/hour", flush=True)
     record = {
-        "command": " ".join(["python", "benchmarks/grid_threads.py", *(argv or sys.argv[1:])]),
-        "config": {**vars(args), "cores": cores},
+        "command": harness.command_line("benchmarks/grid_threads.py", argv or sys.argv[1:]),
+        "config": {**harness.settings(args), "cores": cores},
         "seconds": {"one_run_all_threads": alone, "runs_side_by_side": together},
         "runs_per_hour": per_hour,
         "provenance": provenance(),

@@ -8,13 +8,14 @@ median time of each and the median of the per-repetition ratios against the refe
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import math
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,30 @@ def write_json(path: str | Path, record: Any, indent: int = 2) -> Path:
     the previous record (if any) whole, never half a file."""
     text = json.dumps(record, indent=indent) + "\n"
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+#: What a record writes for a data folder given on the command line: the setting that
+#: finds it on any machine, never the folder's path on the machine that ran it.
+DATA_SETTING = "$MEMAE_DATA"
+
+
+def command_line(script: str, argv: Sequence[str]) -> str:
+    """The command that made a record, with ``--data-dir``'s value as :data:`DATA_SETTING`."""
+    words, hide = ["python", script], False
+    for word in argv:
+        if hide:
+            word, hide = DATA_SETTING, False
+        elif word == "--data-dir":
+            hide = True
+        elif word.startswith("--data-dir="):
+            word = f"--data-dir={DATA_SETTING}"
+        words.append(word)
+    return " ".join(words)
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """A script's options for its record, with a given data folder as :data:`DATA_SETTING`."""
+    options = vars(args).copy()
+    if options.get("data_dir") is not None:
+        options["data_dir"] = DATA_SETTING
+    return options
