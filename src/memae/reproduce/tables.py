@@ -185,6 +185,7 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
             kept_summary = summarise(kept)
             lines += _rows(spec, kept_summary, only_ours=True)
             lines += _closeness(spec, own, kept_summary, summarise(_same_runs(records, kept)))
+            lines += _against_table(spec, records, kept)
             lines += paired_section(spec, kept)
     lines += _per_class_lines(spec, records)
     for row_set, kept in row_sets:
@@ -307,6 +308,40 @@ def _closeness(
                 "",
             ]
     return lines
+
+
+def _against_table(spec: TableSpec, records: list[dict[str, Any]], kept: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: each method of a row set against the table's own runs of it, paired by
+    run (dataset, class, seed): what the row set's setting changes."""
+    rows = []
+    summary = summarise(kept)
+    pairs = [(d, m) for d in sorted(summary) for m in method_order(spec, summary, d, only_ours=True)]
+    for dataset, method in pairs:
+        same = (dataset, method)
+        ours = [r for r in records if (r["dataset"], r["method"]) == same]
+        theirs = [{**r, "method": "row set"} for r in kept if (r["dataset"], r["method"]) == same]
+        test = paired_test(ours + theirs, dataset, spec.headline, a="row set", b=method)
+        if test is None:
+            continue
+        rows.append(
+            f"| {dataset} | {method} | {test.n_pairs} | {test.mean_b:.4f} | {test.mean_a:.4f} | "
+            f"{test.difference:+.4f} [{test.ci_low:+.4f}, {test.ci_high:+.4f}] | "
+            f"{'–' if test.p_value is None else f'{test.p_value:.3g}'} | {test.wins} / {test.losses} |"
+        )
+    if not rows:
+        return []
+    return [
+        "Against the table's own runs, paired by run (same dataset, method, class and seed): "
+        f"the mean change of {spec.headline} (row set − table) with its 95% t interval, the "
+        "two-sided Wilcoxon signed-rank p-value, and the pairs in which the row set is higher / "
+        "lower.",
+        "",
+        "| dataset | method | pairs | table | row set | change [95 % interval] | Wilcoxon p "
+        "| higher / lower |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _paper_values(spec: TableSpec, dataset: str) -> dict[str, float | None]:

@@ -125,6 +125,9 @@ def test_a_row_set_gets_rows_a_paired_test_and_a_summary_of_its_own(tmp_path: Pa
     distance = "(mean |ours − paper| of auc over AE, MemAE): the table's rows 0.0450, this row set 0.1005."
     assert distance in rows
     assert "| KDE | 0.7000 (1 seed × 3 classes) | 0.7000 |" in own
+    # the row set against the table's runs of the same class and seed (seed 0: 3 pairs each)
+    assert "| d | AE | 3 | 0.8000 | 0.6100 | -0.1900 [-0.2148, -0.1652] | 0.25 | 0 / 3 |" in rows
+    assert rows.index("| d | AE | 3 |") < rows.index("| d | MemAE | 3 | 0.8100 | 0.9100 | +0.1000")
     assert "Per-class AUC on d, row set `wide` (mean over seeds):" in text
 
     summary_rows = [
