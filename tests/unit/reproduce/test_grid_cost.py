@@ -91,3 +91,4 @@ def test_auc_time_section_pairs_each_variant_with_the_grid(tmp_path: Path) -> No
     assert "| mnist | 3, 7 (seed 0) | grid | – | 100 | 0.9500 | +0.0000 | 1.00x |" in text
     assert "| mnist | 3, 7 (seed 0) | half the epochs | `epochs=50` | 50 | 0.9400 | -0.0100 | 0.52x |" in text
     assert "results/auc_time.json" in text and "0123456789ab" in text
+    assert "Variants in at most half the grid's time: none." in text  # 0.52x is not half
