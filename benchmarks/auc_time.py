@@ -1,6 +1,6 @@
-"""Table 1's AUC against its training time: the grid's settings beside shorter trainings.
+"""Table 1's AUC against its training time: the grid's settings beside other training lengths.
 
-For each dataset, each variant of the table's settings (``VARIANTS``: fewer epochs, early
+For each dataset, each variant of the table's settings (``VARIANTS``: other epochs, early
 stopping on the held-out normal data, a larger batch) trains MemAE on the same classes and
 seed as the grid does (``memae.reproduce.table1``: the one-class split, the table's settings,
 one thread). The variants take turns within each class, in an order that rotates from class
