@@ -321,6 +321,7 @@ SPEC = register_table(
         extra=_extra,
         row_sets=(
             _paper_text_rows(),
+            _cifar10_epochs_rows(3, "shorter still than the table's, to see where the trend ends."),
             _cifar10_epochs_rows(
                 10,
                 "the table's length before the grids at 5 and 20 epochs (VAE and DSEBM too).",
