@@ -100,7 +100,8 @@ def _pairs(test: PairedTest) -> str:
     return f"{test.n_pairs} seed pairs"
 
 
-def _p(test: PairedTest) -> str:
+def p_text(test: PairedTest) -> str:
+    """The Wilcoxon p-value as the tables print it (``–`` where there is none)."""
     return "–" if test.p_value is None else f"{test.p_value:.3g}"
 
 
@@ -120,7 +121,7 @@ def verdict(test: PairedTest, paper_difference: float | None, alpha: float = 0.0
     paper = "" if paper_difference is None else f"the paper's {gap} is {_signed(paper_difference)}"
     whose = "" if paper_difference is None else f"whose {gap} is {_signed(paper_difference)}"
     if test.p_value is None or test.p_value >= alpha:
-        shown = f"p = {_p(test)}" if test.p_value is not None else "no pair differs"
+        shown = f"p = {p_text(test)}" if test.p_value is not None else "no pair differs"
         floor = 2.0 ** (1 - test.n_pairs)
         if floor >= alpha:
             shown += f"; with {test.n_pairs} pairs the test cannot go below p = {floor:.3g}"
@@ -128,7 +129,7 @@ def verdict(test: PairedTest, paper_difference: float | None, alpha: float = 0.0
             f"; {paper}, which they do not confirm." if paper else "."
         )
     higher = test.a if test.difference > 0 else test.b
-    found = f"{higher} is higher on these runs (p = {_p(test)})"
+    found = f"{higher} is higher on these runs (p = {p_text(test)})"
     state = agreement(test, paper_difference, alpha)
     if state == "agrees":
         return f"{found}, as in the paper, {whose}."
@@ -180,7 +181,7 @@ def paired_markdown(
         )
         lines.append(
             f"| {test.dataset} | {test.metric} | {_pairs(test)} | {_signed(test.difference)} | "
-            f"[{_signed(test.ci_low)}, {_signed(test.ci_high)}] | {_p(test)} | "
+            f"[{_signed(test.ci_low)}, {_signed(test.ci_high)}] | {p_text(test)} | "
             f"{test.wins} / {test.losses} | {'–' if paper_diff is None else _signed(paper_diff)} |"
         )
         sentences.append(f"- **{test.dataset}**: {verdict(test, paper_diff)} {level_sentence(test, paper)}")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from memae.config import get_variant
 from memae.data.protocols import one_class_split
 from memae.metrics import roc_auc
 from memae.provenance import git_commit
@@ -267,8 +268,6 @@ def auc_time_markdown(results_dir: Path) -> str:
     if found is None:
         return ""
     record, source = found
-    from memae.config import get_variant
-
     lines = [
         f"AUC against training time ({source}): on each dataset, "
         f"{get_variant(record['config']['variant']).title} "

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memae.checkpoint import atomic_write
-from memae.reproduce.paired import agreement, paired_markdown, paired_test
+from memae.reproduce.paired import agreement, p_text, paired_markdown, paired_test
 from memae.reproduce.records import RunKey, changed_settings, load_records, per_class, read_record, summarise
 
 
@@ -185,7 +185,7 @@ def render_table(results_dir: Path, spec: TableSpec) -> str:
             kept_summary = summarise(kept)
             lines += _rows(spec, kept_summary, only_ours=True)
             lines += _closeness(spec, own, kept_summary, summarise(_same_runs(records, kept)))
-            lines += _against_table(spec, records, kept)
+            lines += _against_table(spec, records, kept, kept_summary)
             lines += paired_section(spec, kept)
     lines += _per_class_lines(spec, records)
     for row_set, kept in row_sets:
@@ -310,11 +310,13 @@ def _closeness(
     return lines
 
 
-def _against_table(spec: TableSpec, records: list[dict[str, Any]], kept: list[dict[str, Any]]) -> list[str]:
-    """Markdown lines: each method of a row set against the table's own runs of it, paired by
-    run (dataset, class, seed): what the row set's setting changes."""
+def _against_table(
+    spec: TableSpec, records: list[dict[str, Any]], kept: list[dict[str, Any]], summary: dict[str, Any]
+) -> list[str]:
+    """Markdown lines: each method of a row set (``kept``, summarised as ``summary``) against
+    the table's own runs of it, paired by run (dataset, class, seed): what the row set's
+    setting changes."""
     rows = []
-    summary = summarise(kept)
     pairs = [(d, m) for d in sorted(summary) for m in method_order(spec, summary, d, only_ours=True)]
     for dataset, method in pairs:
         same = (dataset, method)
@@ -326,7 +328,7 @@ def _against_table(spec: TableSpec, records: list[dict[str, Any]], kept: list[di
         rows.append(
             f"| {dataset} | {method} | {test.n_pairs} | {test.mean_b:.4f} | {test.mean_a:.4f} | "
             f"{test.difference:+.4f} [{test.ci_low:+.4f}, {test.ci_high:+.4f}] | "
-            f"{'–' if test.p_value is None else f'{test.p_value:.3g}'} | {test.wins} / {test.losses} |"
+            f"{p_text(test)} | {test.wins} / {test.losses} |"
         )
     if not rows:
         return []
@@ -445,7 +447,7 @@ def _memory_rows(spec: TableSpec, label: str, records: list[dict[str, Any]]) -> 
             f"| {label} | {dataset} | {spec.headline} | {test.n_pairs} | "
             f"{test.mean_a:.4f} / {'–' if memae is None else f'{memae:.4f}'} | "
             f"{test.difference:+.4f} [{test.ci_low:+.4f}, {test.ci_high:+.4f}] | "
-            f"{'–' if test.p_value is None else f'{test.p_value:.3g}'} | "
+            f"{p_text(test)} | "
             f"{'–' if paper_diff is None else f'{paper_diff:+.4f}'} | {state} |"
         )
     return rows

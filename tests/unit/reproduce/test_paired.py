@@ -7,7 +7,7 @@ from scipy import stats
 
 from memae.reproduce.paired import agreement, paired_test, verdict
 from memae.reproduce.records import RunKey, write_record
-from memae.reproduce.tables import render_table, write_summary
+from memae.reproduce.tables import TABLES, RowSet, TableSpec, render_table, write_summary
 from memae.reproduce.video import READINGS, TABLE2
 
 
@@ -85,11 +85,9 @@ def test_video_tables_read_the_authors_alignment_first_and_keep_center(tmp_path:
     assert "| ucsd_ped2 | auc | 3 seed pairs | +0.0100 |" in text
 
 
-def test_a_row_set_gets_rows_a_paired_test_and_a_summary_of_its_own(tmp_path: Path, monkeypatch) -> None:
-    from memae.reproduce import tables
-
-    row_set = tables.RowSet("wide", "the wide net.", ("wide-seed0", "wide-seeds-1-2"))
-    spec = tables.TableSpec(
+def _tiny_table(monkeypatch, row_set: RowSet) -> TableSpec:  # type: ignore[no-untyped-def]
+    """A registered one-metric table ``tiny`` on dataset ``d`` with one row set."""
+    spec = TableSpec(
         name="tiny",
         title="Tiny",
         metrics=("auc",),
@@ -97,7 +95,14 @@ def test_a_row_set_gets_rows_a_paired_test_and_a_summary_of_its_own(tmp_path: Pa
         run=lambda options: None,
         row_sets=(row_set,),
     )
-    monkeypatch.setitem(tables.TABLES, "tiny", spec)
+    monkeypatch.setitem(TABLES, "tiny", spec)
+    return spec
+
+
+def test_a_row_set_gets_rows_a_paired_test_and_a_summary_of_its_own(tmp_path: Path, monkeypatch) -> None:
+    from memae.reproduce import tables
+
+    spec = _tiny_table(monkeypatch, RowSet("wide", "the wide net.", ("wide-seed0", "wide-seeds-1-2")))
 
     def record(results: Path, method: str, seed: int, cls: int, auc: float) -> None:
         write_record(results, RunKey("tiny", "d", method, seed, cls), {"auc": auc}, {}, 1.0)
@@ -138,17 +143,7 @@ def test_a_row_set_gets_rows_a_paired_test_and_a_summary_of_its_own(tmp_path: Pa
 
 
 def test_a_partial_row_set_is_also_measured_against_the_tables_same_runs(tmp_path: Path, monkeypatch) -> None:
-    from memae.reproduce import tables
-
-    spec = tables.TableSpec(
-        name="tiny",
-        title="Tiny",
-        metrics=("auc",),
-        paper={"d": {"KDE": 0.7, "AE": 0.8, "MemAE": 0.9}},
-        run=lambda options: None,
-        row_sets=(tables.RowSet("part", "one class so far.", ("part",)),),
-    )
-    monkeypatch.setitem(tables.TABLES, "tiny", spec)
+    spec = _tiny_table(monkeypatch, RowSet("part", "one class so far.", ("part",)))
     for cls, (ae, memae) in enumerate([(0.70, 0.75), (0.80, 0.85), (0.90, 0.95)]):
         write_record(tmp_path, RunKey("tiny", "d", "AE", 0, cls), {"auc": ae}, {}, 1.0)
         write_record(tmp_path, RunKey("tiny", "d", "MemAE", 0, cls), {"auc": memae}, {}, 1.0)
