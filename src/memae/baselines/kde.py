@@ -1,5 +1,5 @@
-"""Gaussian kernel density by matrix products: the log-density of scikit-learn's
-``KernelDensity(kernel="gaussian")``, exact (no tree tolerance), for several bandwidths from
+"""Gaussian kernel density by matrix products: the log-density that scikit-learn's
+``KernelDensity(kernel="gaussian")`` defines, computed exactly, for several bandwidths from
 one pass over the pairwise distances.
 
 scikit-learn walks a KD- or ball tree. On images (784 or 3,072 dimensions) that visits
@@ -26,7 +26,8 @@ def gaussian_log_density(
     """``log p_h(q) = log(1/n Σ_j N(q; x_j, h² I))`` for every bandwidth ``h`` and query row.
 
     ``fit`` is ``(n, d)``, ``query`` ``(m, d)``; returns ``(len(bandwidths), m)``, row ``i``
-    equal to ``KernelDensity(bandwidth=bandwidths[i]).fit(fit).score_samples(query)``.
+    what ``KernelDensity(bandwidth=bandwidths[i]).fit(fit).score_samples(query)`` is defined
+    to return (and does, where its tree is exact).
     """
     fit = np.asarray(fit, dtype=np.float64)
     query = np.asarray(query, dtype=np.float64)

@@ -65,6 +65,11 @@ def get_method(name: str) -> Method:
     )
 
 
+def relevant_settings(method: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's ``config`` that decides ``method``'s result (:meth:`Method.relevant`)."""
+    return get_method(method).relevant(config)
+
+
 def _flat(X: np.ndarray) -> np.ndarray:
     return X.reshape(len(X), -1)
 
@@ -106,6 +111,10 @@ def _ocsvm(
     return -svm.decision_function(_flat(test))
 
 
+#: KDE's candidate bandwidths, in units of the training data's mean per-feature std.
+KDE_BANDWIDTHS = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
 @register_method(
     "KDE",
     "Gaussian kernel density, exact by matrix products (memae.baselines.kde), bandwidth by "
@@ -118,7 +127,7 @@ def _kde(train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int, cfg: d
     fit = _flat(_subsample(train, cfg.get("kernel_max_train", 10000), seed))
     held = _flat(val) if len(val) else fit
     scale = float(np.sqrt(fit.var(axis=0).sum() / fit.shape[1]))  # mean per-feature std
-    candidates = [scale * f for f in (0.1, 0.2, 0.5, 1.0, 2.0)]
+    candidates = [scale * f for f in KDE_BANDWIDTHS]
     best = candidates[int(np.argmax(gaussian_log_density(fit, held, candidates).sum(axis=1)))]
     return -gaussian_log_density(fit, _flat(test), [best])[0]
 

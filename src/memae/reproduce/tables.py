@@ -91,6 +91,8 @@ class TableSpec:
     extra: Callable[[Path], str] | None = None
     #: a recorded config as it compares with a newer one (fields added since at their defaults)
     comparable: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: the part of a run's config that decides a method's result, by method (None: all of it)
+    relevant: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
     #: named readings of the records; the first is the table's own, () = the records' metrics
     readings: tuple[Reading, ...] = ()
     #: runs under other settings, each printed as a row set of its own
@@ -543,7 +545,10 @@ def _pilot_row(
         own_records = read([read_record(path)], spec.default_reading) if path.is_file() else []
         for own in own_records:
             grid.append(own["metrics"][metric])
-            diff = _config_changes(spec, own.get("config", {}), rec.get("config", {}))
+            configs = own.get("config", {}), rec.get("config", {})
+            if spec.relevant is not None:  # only the settings the method reads can differ for it
+                configs = tuple(spec.relevant(method, c) for c in configs)
+            diff = _config_changes(spec, *configs)
             changes += [c for c in diff if c not in changes]
     classes = sorted({r["normal_class"] for r in runs if r.get("normal_class") is not None})
     seeds = sorted({r["seed"] for r in runs})

@@ -99,18 +99,23 @@ def test_pilots_section_sets_each_folder_beside_the_grid(tmp_path) -> None:
     import memae.reproduce.table1  # noqa: F401 - registers table1
     from memae.reproduce.tables import pilots_markdown
 
-    def record(results, cls: int, auc: float, detector: dict) -> None:
-        key = RunKey("table1", "mnist", "MemAE", 0, cls)
+    def record(results, cls: int, auc: float, detector: dict, method: str = "MemAE") -> None:
+        key = RunKey("table1", "mnist", method, 0, cls)
         write_record(results, key, {"auc": auc}, {"detector": detector, "name": "x"}, 1.0)
 
     for cls, auc in ((2, 0.9), (8, 0.8)):
         record(tmp_path, cls, auc, {"epochs": 100})
         record(tmp_path / "sweeps" / "lam", cls, auc - 0.1, {"epochs": 100, "shrink_threshold": 0.03})
     record(tmp_path / "sweeps" / "alone", 5, 0.5, {"epochs": 100})
+    # KDE reads no detector setting: a pilot of it made beside other epochs differs in nothing
+    record(tmp_path, 3, 0.7, {"epochs": 100}, "KDE")
+    record(tmp_path / "sweeps" / "kde", 3, 0.8, {"epochs": 5}, "KDE")
     text = pilots_markdown(tmp_path)
     lam = next(line for line in text.splitlines() if "`lam`" in line)
     assert "| 2 (classes 2, 8; seeds 0) | auc | 0.7500 | 1 | 0.8500 |" in lam  # 1 s a run
     assert "`detector.shrink_threshold: (default) -> 0.03`" in lam
+    kde = next(line for line in text.splitlines() if "`kde`" in line)
+    assert kde.endswith("| 0.8000 | 1 | 0.7000 | same |")
     alone = next(line for line in text.splitlines() if "`alone`" in line)
     assert alone.endswith("| 0.5000 | 1 | – | – |")
     assert pilots_markdown(tmp_path / "nothing") == ""
