@@ -3,8 +3,8 @@
 one pass over the pairwise distances.
 
 scikit-learn walks a KD- or ball tree. On images (784 or 3,072 dimensions) that visits
-every pair one by one, and where the kernel values are tiny it returns log-densities off by
-hundreds (its issues #25799 and #7492; ``tests/unit/test_kde.py`` shows one). Here the
+every pair one by one, and where the kernel values are tiny it returned log-densities off
+by hundreds (its issues #25799 and #7492; seen with scikit-learn 1.9). Here the
 squared distances come from BLAS, in float64, a block of queries at a time, each bandwidth
 reuses them, and the sum is taken in log space.
 """

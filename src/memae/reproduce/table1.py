@@ -359,10 +359,9 @@ SPEC = register_table(
             "KDE is a Gaussian kernel density computed exactly (`memae.baselines.kde`), its "
             f"bandwidth the one of {', '.join(f'{f:g}' for f in KDE_BANDWIDTHS)} times the mean "
             "per-pixel standard deviation that gives the validation images the highest "
-            "likelihood. scikit-learn's "
-            "`KernelDensity`, which the table used before, returns log-densities off by hundreds "
-            "on these images (its issues #25799 and #7492); its runs, far below these, are the "
-            "folder `kde-sklearn-tree` among the pilot runs."
+            "likelihood. scikit-learn's `KernelDensity`, which the table used before, returned "
+            "log-densities off by hundreds on these images (its issues #25799 and #7492); its "
+            "runs, far below these, are the folder `kde-sklearn-tree` among the pilot runs."
         ),
     )
 )
